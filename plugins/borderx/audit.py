@@ -1,0 +1,115 @@
+"""The local audit trail: one JSON event per line, each carrying the hash of the one before.
+
+Appends take an exclusive lock on the trail so several workers never interleave or fork the chain.
+Events hold ids, hashes, counts and outcomes, never a data value or key material.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+TRAIL_FILE = "trail.jsonl"
+GENESIS = "0" * 64
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def event_hash(event: dict) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in event.items() if k != "hash"})).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    line: int
+    seq: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line} (seq {self.seq}): {self.reason}"
+
+
+class AuditTrail:
+    def __init__(self, folder: Path, *, clock: Callable[[], dt.datetime] | None = None):
+        self.folder = Path(folder)
+        self.path = self.folder / TRAIL_FILE
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+
+    def append(self, type_: str, *, actor: dict | None = None, **details: Any) -> dict:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                last = _last_event(fh)
+                event = {
+                    "seq": (last["seq"] + 1) if last else 1,
+                    "time": self._clock().isoformat().replace("+00:00", "Z"),
+                    "type": type_,
+                    "actor": actor or {"hub": True},
+                    "details": details,
+                    "prev": last["hash"] if last else GENESIS,
+                }
+                event["hash"] = event_hash(event)
+                fh.seek(0, os.SEEK_END)
+                fh.write(canonical(event) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return event
+
+    def events(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+    def verify(self) -> tuple[int, ChainBreak | None]:
+        """Recomputes the chain; returns how many events fit and the first that does not."""
+        if not self.path.exists():
+            return 0, None
+        prev, expected_seq, count = GENESIS, 1, 0
+        with open(self.path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    return count, ChainBreak(lineno, "?", "not a JSON event")
+                seq = event.get("seq")
+                if event.get("prev") != prev:
+                    return count, ChainBreak(lineno, seq, "does not follow the event before it (prev hash differs)")
+                if event.get("hash") != event_hash(event):
+                    return count, ChainBreak(lineno, seq, "content changed (hash does not match)")
+                if seq != expected_seq:
+                    return count, ChainBreak(lineno, seq, f"sequence number {seq}, expected {expected_seq}")
+                prev, expected_seq, count = event["hash"], expected_seq + 1, count + 1
+        return count, None
+
+
+def _last_event(fh) -> dict | None:
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    if size == 0:
+        return None
+    # Read backwards in blocks until the last complete line is in hand; the trail can be large.
+    block, data = 4096, b""
+    pos = size
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        fh.seek(pos)
+        data = fh.read(step) + data
+        lines = data.rstrip(b"\n").split(b"\n")
+        if len(lines) > 1 or pos == 0:
+            return json.loads(lines[-1])
+    return None

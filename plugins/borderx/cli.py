@@ -1,0 +1,176 @@
+"""The `borderx` command: a thin front door onto the same functions the Airflow tasks call."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+from borderx import __version__
+from borderx.errors import BorderxError, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Border Exchange: agencies drop extracts into intake folders; the hub validates them, cuts them
+down to what each data-sharing agreement allows, encrypts them per recipient (age), signs a
+manifest (SSH signature) and publishes them to S3, with every step in a hash-chained audit trail.
+
+The deployment home (--home, env BORDERX_HOME, default the current folder) holds config/,
+intake/, quarantine/, archive/ and audit/.
+
+exit codes: 0 ok, 1 a check failed or something was rejected, 2 wrong usage
+"""
+
+EPILOG = """\
+examples:
+  borderx demo --home demo-home          the whole tour on a local S3 endpoint
+  borderx check --home /srv/borderx      check config/ and expectations/
+  borderx run --once --home /srv/borderx process what waits in the intake folders
+  borderx keys generate ZA-DHA --out keys/ZA-DHA
+  borderx audit verify --home /srv/borderx
+"""
+
+
+def _home_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", metavar="DIR", help="deployment home (env BORDERX_HOME, default .)")
+
+
+def _s3_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (env BORDERX_S3_ENDPOINT_URL; else settings)")
+    parser.add_argument("--bucket", help="bucket (env BORDERX_BUCKET; else settings)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="borderx", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"borderx {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="check config/ and expectations/; one line per problem",
+                       description="Checks every file in config/ and the expectation suites they name. "
+                       "Prints one line per problem as `file: field: what is wrong` and exits 1 if there is any.")
+    _home_arg(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("keys", help="generate key pairs for an agency or the hub")
+    keys = p.add_subparsers(dest="keys_command", metavar="ACTION")
+    g = keys.add_parser("generate", help="write an age identity and an SSH ed25519 key pair",
+                        description="Writes DIR/age.key (age-keygen format) and DIR/ssh_ed25519(.pub), owner-only, "
+                        "and prints the public parts to paste into config/agencies/AGENCY.yaml. Never overwrites.")
+    g.add_argument("agency", metavar="AGENCY", help="agency id (or 'hub'), used as the key comment")
+    g.add_argument("--out", metavar="DIR", required=True, help="folder for the key files (created 0700)")
+    g.set_defaults(func=cmd_keys_generate)
+    p.set_defaults(func=lambda args: _usage(p))
+
+    p = sub.add_parser("run", help="process what waits in the intake folders",
+                       description="Processes every complete file waiting in the intake folders with the same "
+                       "code the Airflow tasks call, and prints a summary. Exit 1 if any file was quarantined.")
+    _home_arg(p)
+    _s3_args(p)
+    p.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    p.add_argument("--settle", type=float, metavar="SECONDS",
+                   help="a file must be unchanged this long to count as complete (default: settings)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the one-command tour on a local S3 endpoint",
+                       description="Creates sample agencies, keys, agreements and extracts (good and bad) in the "
+                       "home, starts a local S3 endpoint on 127.0.0.1 unless --s3-endpoint is given, runs one "
+                       "exchange and prints what was published, quarantined and audited, and how a recipient "
+                       "decrypts and verifies.")
+    p.add_argument("--home", metavar="DIR", default=None, help="demo home (default ./demo-home)")
+    _s3_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("audit", help="verify the audit trail")
+    audit = p.add_subparsers(dest="audit_command", metavar="ACTION")
+    v = audit.add_parser("verify", help="recompute the hash chain; exit 1 naming the first event that does not fit")
+    _home_arg(v)
+    v.set_defaults(func=cmd_audit_verify)
+    p.set_defaults(func=lambda args: _usage(p))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_check(args) -> int:
+    from borderx.config.loader import check_config
+    from borderx.home import Home
+
+    home = Home.resolve(args.home)
+    problems = check_config(home.root)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {home.config}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"ok: {home.config}")
+    return EXIT_OK
+
+
+def cmd_keys_generate(args) -> int:
+    from borderx.keys import generate_keys
+
+    keys = generate_keys(args.agency, Path(args.out))
+    print(f"# wrote {keys.age_identity_path} and {keys.ssh_private_path} (private: keep them off the hub's disk)")
+    print(f"# public parts for config/agencies/{args.agency}.yaml:")
+    print(keys.config_snippet(dt.date.today()), end="")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from borderx.exchange import Runtime, run_once
+    from borderx.report import print_run_summary
+
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(line, file=sys.stderr))
+    print_run_summary(rt, summary)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def cmd_demo(args) -> int:
+    from borderx.demo import run_demo
+
+    return run_demo(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+
+
+def cmd_audit_verify(args) -> int:
+    from borderx.audit import AuditTrail
+    from borderx.home import Home
+
+    trail = AuditTrail(Home.resolve(args.home).audit)
+    count, broken = trail.verify()
+    if broken:
+        print(f"{trail.path}: {broken}")
+        return EXIT_FAILED
+    print(f"ok: {count} events in {trail.path}, chain intact")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        return _usage(parser)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("nothing was run: fix the configuration first (borderx check)", file=sys.stderr)
+        return EXIT_FAILED
+    except BorderxError as exc:
+        print(f"borderx: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Loads DIR/config/ and reports every problem as `file: field: what is wrong`, all in one pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from borderx.config.models import Agency, Agreement, Dataset, DeploymentConfig, Settings
+from borderx.errors import ConfigError
+
+SETTINGS_FILE = "settings.yaml"
+SECTIONS: dict[str, type[BaseModel]] = {"agencies": Agency, "agreements": Agreement, "datasets": Dataset}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+def _read_yaml(path: Path, shown: str, problems: list[Problem]) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        problems.append(Problem(shown, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(shown, "-", f"cannot be read: {exc.__class__.__name__}"))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(shown, "-", "must be a YAML mapping"))
+        return None
+    return data
+
+
+def _parse(model: type[BaseModel], data: dict, shown: str, problems: list[Problem]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "-"
+            problems.append(Problem(shown, field, err["msg"]))
+        return None
+
+
+def _load_section(home: Path, section: str, problems: list[Problem]) -> dict[str, tuple[str, Any]]:
+    model = SECTIONS[section]
+    folder = home / "config" / section
+    loaded: dict[str, tuple[str, Any]] = {}
+    files = sorted(p for p in folder.glob("*.y*ml") if not p.name.startswith(".")) if folder.is_dir() else []
+    for path in files:
+        shown = str(path.relative_to(home))
+        data = _read_yaml(path, shown, problems)
+        if data is None:
+            continue
+        obj = _parse(model, data, shown, problems)
+        if obj is None:
+            continue
+        if obj.id in loaded:
+            problems.append(Problem(shown, "id", f"duplicate id {obj.id!r}, also in {loaded[obj.id][0]}"))
+            continue
+        loaded[obj.id] = (shown, obj)
+    return loaded
+
+
+def _check_keys(agencies: dict[str, tuple[str, Agency]], problems: list[Problem]) -> None:
+    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+    from borderx.crypto.age import X25519Recipient
+
+    for shown, agency in agencies.values():
+        for i, k in enumerate(agency.age_recipients):
+            try:
+                X25519Recipient.parse(k.key)
+            except ValueError as exc:
+                problems.append(Problem(shown, f"age_recipients.{i}.key", str(exc)))
+        for i, k in enumerate(agency.signing_keys):
+            try:
+                load_ssh_public_key(k.key.encode())
+            except ValueError:
+                problems.append(Problem(shown, f"signing_keys.{i}.key", "not a valid OpenSSH ed25519 public key"))
+
+
+def _cross_check(
+    home: Path,
+    settings: Settings | None,
+    agencies: dict[str, tuple[str, Agency]],
+    agreements: dict[str, tuple[str, Agreement]],
+    datasets: dict[str, tuple[str, Dataset]],
+    today: dt.date,
+    problems: list[Problem],
+) -> None:
+    expectations = home / (settings.expectations_dir if settings else "expectations")
+    for shown, ds in datasets.values():
+        if not (expectations / ds.suite).is_file():
+            problems.append(Problem(shown, "suite", f"no expectation suite at {expectations / ds.suite}"))
+        if ds.count_column and ds.count_column not in ds.columns:
+            problems.append(Problem(shown, "count_column", f"{ds.count_column!r} is not one of the columns"))
+    for shown, agr in agreements.values():
+        for i, p in enumerate(agr.providers):
+            if p not in agencies:
+                problems.append(Problem(shown, f"providers.{i}", f"unknown agency {p!r}"))
+        for i, d in enumerate(agr.datasets):
+            if d not in datasets:
+                problems.append(Problem(shown, f"datasets.{i}", f"unknown dataset {d!r}"))
+        for i, terms in enumerate(agr.recipients):
+            where = f"recipients.{i}"
+            agency = agencies.get(terms.agency)
+            if agency is None:
+                problems.append(Problem(shown, f"{where}.agency", f"unknown agency {terms.agency!r}"))
+            elif agr.in_force_on(today) and not agency[1].usable_age_keys(today):
+                problems.append(Problem(shown, f"{where}.agency", f"{terms.agency} has no valid age key today"))
+            for j, col in enumerate(terms.columns):
+                missing = [d for d in agr.datasets if d in datasets and col not in datasets[d][1].columns]
+                if missing:
+                    problems.append(Problem(shown, f"{where}.columns.{j}", f"{col!r} is not a column of {', '.join(missing)}"))
+        if set(agr.providers) >= {r.agency for r in agr.recipients}:
+            problems.append(Problem(shown, "recipients", "every recipient is also a provider: nothing would leave the hub"))
+
+
+def load_config(home: Path, *, today: dt.date | None = None) -> DeploymentConfig:
+    """Loads and checks the whole home; raises ConfigError listing every problem."""
+    config, problems = _load(Path(home), today or dt.date.today())
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def check_config(home: Path, *, today: dt.date | None = None) -> list[Problem]:
+    return _load(Path(home), today or dt.date.today())[1]
+
+
+def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Problem]]:
+    problems: list[Problem] = []
+    home = home.resolve()
+    settings_path = home / "config" / SETTINGS_FILE
+    settings = None
+    if not settings_path.is_file():
+        problems.append(Problem(f"config/{SETTINGS_FILE}", "-", f"missing (looked in {home / 'config'})"))
+    else:
+        data = _read_yaml(settings_path, f"config/{SETTINGS_FILE}", problems)
+        if data is not None:
+            settings = _parse(Settings, data, f"config/{SETTINGS_FILE}", problems)
+    agencies = _load_section(home, "agencies", problems)
+    agreements = _load_section(home, "agreements", problems)
+    datasets = _load_section(home, "datasets", problems)
+    _check_keys(agencies, problems)
+    if settings is not None:
+        from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+        try:
+            load_ssh_public_key(settings.hub.signing_public_key.encode())
+        except ValueError:
+            problems.append(Problem(f"config/{SETTINGS_FILE}", "hub.signing_public_key", "not a valid OpenSSH ed25519 public key"))
+    _cross_check(home, settings, agencies, agreements, datasets, today, problems)
+    if not agreements and not problems:
+        problems.append(Problem("config/agreements", "-", "no agreement defined: nothing can be exchanged"))
+    if problems or settings is None:
+        return None, problems
+    return (
+        DeploymentConfig(
+            home=home,
+            settings=settings,
+            agencies={k: v for k, (_, v) in agencies.items()},
+            agreements={k: v for k, (_, v) in agreements.items()},
+            datasets={k: v for k, (_, v) in datasets.items()},
+        ),
+        problems,
+    )

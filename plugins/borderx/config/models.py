@@ -1,0 +1,175 @@
+"""Typed models of what lives in DIR/config/. Public keys only: a private key never has a field here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AGENCY_ID = r"^[A-Z]{2}-[A-Z0-9]{2,12}$"
+SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Model(BaseModel):
+    # A typo in a field name must be an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgencyKind(str, Enum):
+    customs = "customs"
+    migration = "migration"
+    police = "police"
+    international = "international"
+
+
+class _KeyValidity(_Model):
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    revoked: bool = False
+
+    def usable_on(self, day: dt.date) -> bool:
+        if self.revoked:
+            return False
+        if self.valid_from and day < self.valid_from:
+            return False
+        return not (self.valid_to and day > self.valid_to)
+
+
+class AgeRecipientKey(_KeyValidity):
+    key: str = Field(pattern=r"^age1[02-9ac-hj-np-z]+$", description="age X25519 recipient (age1...)")
+
+
+class SigningKey(_KeyValidity):
+    key: str = Field(pattern=r"^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$", description="OpenSSH ed25519 public key line")
+
+
+class Intake(_Model):
+    folder: str | None = Field(default=None, description="intake folder, relative to the home; default intake/AGENCY")
+
+
+class Agency(_Model):
+    id: str = Field(pattern=AGENCY_ID)
+    name: str = Field(min_length=1)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    kind: AgencyKind
+    intake: Intake = Intake()
+    age_recipients: list[AgeRecipientKey] = []
+    signing_keys: list[SigningKey] = []
+
+    def usable_age_keys(self, day: dt.date) -> list[AgeRecipientKey]:
+        return [k for k in self.age_recipients if k.usable_on(day)]
+
+
+class AgreementStatus(str, Enum):
+    draft = "draft"
+    active = "active"
+    suspended = "suspended"
+    terminated = "terminated"
+
+
+class RecipientTerms(_Model):
+    agency: str = Field(pattern=AGENCY_ID)
+    columns: list[str] = Field(min_length=1, description="columns this recipient may receive")
+    min_cell_size: int = Field(default=1, ge=1)
+    small_cells: Literal["reject", "suppress"] = "suppress"
+
+
+class Agreement(_Model):
+    id: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1)
+    status: AgreementStatus
+    providers: list[str] = Field(min_length=1)
+    recipients: list[RecipientTerms] = Field(min_length=1)
+    purpose: str = Field(min_length=1)
+    legal_basis: str = Field(min_length=1)
+    datasets: list[str] = Field(min_length=1)
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    retention_days: int = Field(ge=1)
+    onward_sharing: bool = False
+    review_date: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> Agreement:
+        if self.valid_to and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+    def in_force_on(self, day: dt.date) -> bool:
+        if self.status is not AgreementStatus.active or day < self.valid_from:
+            return False
+        return not (self.valid_to and day > self.valid_to)
+
+    def terms_for(self, agency_id: str) -> RecipientTerms | None:
+        return next((r for r in self.recipients if r.agency == agency_id), None)
+
+
+class Dataset(_Model):
+    id: str = Field(pattern=SLUG)
+    title: str = ""
+    schema_version: str = "1"
+    suite: str = Field(description="expectation suite file, relative to the expectations folder")
+    columns: list[str] = Field(min_length=1)
+    count_column: str | None = Field(default=None, description="column holding aggregated counts, for small-cell rules")
+    format: Literal["csv"] = "csv"
+
+
+class KeySource(_Model):
+    """Where the hub's private signing key comes from; exactly one of the three."""
+
+    file: str | None = None
+    env: str | None = None
+    airflow_connection: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeySource:
+        given = [n for n in ("file", "env", "airflow_connection") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of file, env, airflow_connection")
+        return self
+
+
+class Hub(_Model):
+    id: str = Field(default="hub", pattern=SLUG)
+    signing_public_key: str = Field(pattern=r"^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$")
+    signing_key: KeySource
+
+
+class S3Settings(_Model):
+    bucket: str = Field(default="borderx", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    multipart_threshold_mb: int = Field(default=64, ge=5)
+
+
+class IntakeSettings(_Model):
+    settle_seconds: float = Field(default=5.0, ge=0, description="a file must be unchanged this long to count as complete")
+
+
+class Settings(_Model):
+    hub: Hub
+    s3: S3Settings = S3Settings()
+    intake: IntakeSettings = IntakeSettings()
+    expectations_dir: str = Field(default="expectations", description="relative to the home")
+
+
+class DeploymentConfig(_Model):
+    """Everything loaded from one home, already checked."""
+
+    home: Path
+    settings: Settings
+    agencies: dict[str, Agency]
+    agreements: dict[str, Agreement]
+    datasets: dict[str, Dataset]
+
+    def expectations_dir(self) -> Path:
+        return (self.home / self.settings.expectations_dir).resolve()
+
+    def suite_path(self, dataset_id: str) -> Path:
+        return self.expectations_dir() / self.datasets[dataset_id].suite
+
+    def agreements_covering(self, provider: str, dataset: str) -> list[Agreement]:
+        return [a for a in self.agreements.values() if provider in a.providers and dataset in a.datasets]

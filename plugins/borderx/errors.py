@@ -1,0 +1,33 @@
+"""One exception type per kind of failure, so callers catch exactly what they can handle."""
+
+
+class BorderxError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class ConfigError(BorderxError):
+    """The deployment's configuration is unusable; carries every problem found."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class KeyMaterialError(BorderxError):
+    """A private key could not be obtained or parsed. Never carries key material."""
+
+
+class IntakeError(BorderxError):
+    """A file in an intake folder cannot be taken in (wrong place, unreadable, unsafe)."""
+
+
+class PolicyError(BorderxError):
+    """An agreement forbids what was asked (no active agreement, small cells to reject...)."""
+
+
+class PublishError(BorderxError):
+    """The bucket refused or lost a delivery."""
+
+
+class AuditError(BorderxError):
+    """The audit trail is damaged or does not verify."""

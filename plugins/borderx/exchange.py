@@ -1,0 +1,336 @@
+"""The stages of one exchange. The CLI and the Airflow tasks both call these, and only these.
+
+Every stage takes and returns plain dicts or small dataclasses, so Airflow can pass them as XComs,
+and every stage appends its outcome to the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from borderx import manifest as mf
+from borderx.audit import AuditTrail
+from borderx.config.loader import load_config
+from borderx.config.models import DeploymentConfig
+from borderx.crypto import age, sshsig
+from borderx.home import Home
+from borderx.intake import Extract, IntakeFile, Ledger, scan, sha256_file
+from borderx.keys import load_signing_key
+from borderx.minimise import count_small_cells, minimise
+from borderx.policy import DeliveryPlan, decide
+from borderx.publish import Target, ensure_bucket, is_published, publish_delivery
+from borderx.quarantine import Reason, place_beside, quarantine
+
+log = logging.getLogger(__name__)
+CLI_ACTOR = {"hub": True, "via": "borderx run"}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Runtime:
+    """One home's configuration and the clients every stage needs, opened once per process or task."""
+
+    home: Home
+    config: DeploymentConfig
+    target: Target
+    clock: Callable[[], dt.datetime] = _utcnow
+
+    @classmethod
+    def open(
+        cls,
+        home: str | os.PathLike | None = None,
+        *,
+        endpoint_url: str | None = None,
+        bucket: str | None = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> Runtime:
+        resolved = Home.resolve(home)
+        config = load_config(resolved.root, today=clock().date())
+        target = Target.resolve(config.settings.s3, endpoint_url=endpoint_url, bucket=bucket)
+        resolved.ensure()
+        return cls(resolved, config, target, clock)
+
+    @cached_property
+    def trail(self) -> AuditTrail:
+        return AuditTrail(self.home.audit, clock=self.clock)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.home.state / "ledger.sqlite")
+
+    @cached_property
+    def s3(self):
+        return self.target.client()
+
+    @cached_property
+    def signing_key(self):
+        return load_signing_key(self.config.settings.hub.signing_key, self.home.root)
+
+    @cached_property
+    def hub_fingerprint(self) -> str:
+        return sshsig.fingerprint(self.config.settings.hub.signing_public_key)
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def discover(rt: Runtime, settle_seconds: float | None = None) -> list[dict]:
+    return [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds)]
+
+
+def receive(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
+    """Hashes the file and claims it in the ledger; a file whose content was seen before goes to quarantine.
+
+    Returns {"status": "received", "extract": ...}, a quarantine outcome, or {"status": "gone"}.
+    """
+    f = IntakeFile(**intake_file)
+    path = Path(f.path)
+    if not path.exists():
+        # Taken by an earlier attempt of this same run: nothing to do, and nothing lost.
+        log.info("intake file %s is gone; an earlier attempt took it", f.name)
+        return {"status": "gone", "name": f.name}
+    digest = sha256_file(path)
+    extract = Extract(f.agency, f.dataset, f.path, f.name, path.stat().st_size, digest, _stamp(rt.clock()))
+    earlier = rt.ledger.claim(extract)
+    if earlier and earlier["outcome"] != "received":
+        reason = Reason(
+            "duplicate",
+            f"the same content was received on {earlier['received_at'][:19]} as {earlier['name']} "
+            f"from {earlier['agency']} ({earlier['outcome']})",
+        )
+        return _quarantine(rt, extract, [reason], None, actor)
+    if earlier:
+        extract = Extract(**{**extract.to_dict(), "received_at": earlier["received_at"]})
+    rt.trail.append("received", actor=actor, **_extract_fields(extract), size=extract.size)
+    return {"status": "received", "extract": extract.to_dict()}
+
+
+def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
+    """Runs the dataset's suite and the agreements' rules; returns the deliveries to make, or quarantines.
+
+    Returns {"status": "accepted", ...}; anything but a received extract passes through unchanged.
+    """
+    from borderx.validation import validate_extract
+
+    if received.get("status") != "received":
+        return received
+    extract = Extract.from_dict(received["extract"])
+    path = Path(extract.path)
+    outcome = validate_extract(path, rt.config.suite_path(extract.dataset))
+    reasons: list[Reason] = []
+    if outcome.error:
+        reasons.append(Reason("unreadable", outcome.error))
+    reasons += [
+        Reason(f.expectation, f.rule, column=f.column, rows=list(f.rows), count=f.unexpected_count)
+        for f in outcome.failures
+    ]
+    validation = {"suite": outcome.suite, "success": outcome.success, "statistics": outcome.statistics, "rows": outcome.rows}
+    rt.trail.append("validated", actor=actor, **_extract_fields(extract), **validation)
+    decision = decide(rt.config, extract.agency, extract.dataset, extract.sha256, rt.clock().date())
+    for b in decision.blocked:
+        rt.trail.append(
+            "blocked", actor=actor, **_extract_fields(extract), agreement=b.agreement, recipient=b.recipient, rule=b.rule
+        )
+    if not decision.plans:
+        why = "; ".join(f"{b.agreement}{' ' + b.recipient if b.recipient else ''}: {b.rule}" for b in decision.blocked)
+        reasons.append(Reason("no-agreement-in-force", f"no agreement allows this exchange today ({why or 'none covers it'})"))
+    small_rows = small_total = 0
+    count_column = rt.config.datasets[extract.dataset].count_column
+    if not reasons and count_column and decision.min_cell_size > 1:
+        small_rows, small_total = count_small_cells(path, count_column, decision.min_cell_size)
+        if small_rows and decision.reject_small_cells:
+            reasons.append(
+                Reason(
+                    "small-cells",
+                    f"{small_rows} rows have {count_column} between 1 and {decision.min_cell_size - 1}; "
+                    f"an agreement rejects cells under {decision.min_cell_size}",
+                    column=count_column,
+                    count=small_rows,
+                )
+            )
+    if reasons:
+        return _quarantine(rt, extract, reasons, outcome.to_dict(), actor)
+    return {
+        "status": "accepted",
+        "extract": extract.to_dict(),
+        "validation": validation,
+        "plans": [p.to_dict() for p in decision.plans],
+        "small_cells": {"min_cell_size": decision.min_cell_size, "rows": small_rows, "count": small_total},
+    }
+
+
+def deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = None) -> dict:
+    """Minimises, encrypts, signs and publishes one recipient's delivery; does nothing if it is already there."""
+    extract = Extract.from_dict(accepted["extract"])
+    plan = DeliveryPlan.from_dict(plan_dict)
+    location = mf.DeliveryLocation(plan.agreement, plan.recipient, plan.dataset, extract.received_at[:10], plan.delivery_id)
+    result = {"delivery_id": plan.delivery_id, "agreement": plan.agreement, "recipient": plan.recipient,
+              "dataset": plan.dataset, "prefix": f"s3://{rt.target.bucket}/{location.prefix}"}
+    if is_published(rt.s3, rt.target, location):
+        rt.trail.append("already-published", actor=actor, **_plan_fields(plan, extract))
+        return {**result, "status": "already-published"}
+    rt.home.work.mkdir(parents=True, exist_ok=True)
+    work = rt.home.work / f"{plan.delivery_id}.csv.age"
+    try:
+        recipients = [age.X25519Recipient.parse(k) for k in plan.age_recipients]
+        cut, published_sha256 = _encrypt_minimised(Path(extract.path), work, plan, recipients)
+        suppressed = {"rows": cut.suppressed_rows, "count": cut.suppressed_count, "count_column": plan.count_column,
+                      "min_cell_size": plan.min_cell_size}
+        rt.trail.append("minimised", actor=actor, **_plan_fields(plan, extract), rows_in=cut.rows_in,
+                        rows_out=cut.rows_out, columns=plan.columns)
+        if cut.suppressed_rows:
+            rt.trail.append("suppressed", actor=actor, **_plan_fields(plan, extract), **suppressed)
+        rt.trail.append("encrypted", actor=actor, **_plan_fields(plan, extract), sha256=published_sha256,
+                        age_recipients=plan.age_recipients)
+        manifest = mf.build_manifest(
+            location=location,
+            provider=plan.provider,
+            schema_version=rt.config.datasets[plan.dataset].schema_version,
+            rows=cut.rows_out,
+            columns=plan.columns,
+            source_sha256=extract.sha256,
+            source_name=extract.name,
+            published_sha256=published_sha256,
+            published_size=work.stat().st_size,
+            suppressed=suppressed,
+            validation=accepted["validation"],
+            recipient_keys=plan.age_recipients,
+            hub_key_fingerprint=rt.hub_fingerprint,
+            airflow=_airflow_ids(actor),
+            created_at=_stamp(rt.clock()),
+        )
+        body = mf.encode(manifest)
+        signature = sshsig.sign(rt.signing_key, body, mf.NAMESPACE).encode()
+        rt.trail.append("signed", actor=actor, **_plan_fields(plan, extract),
+                        manifest_sha256=hashlib.sha256(body).hexdigest(), hub_key=rt.hub_fingerprint)
+        keys = publish_delivery(rt.s3, rt.target, location, work, body, signature)
+    finally:
+        work.unlink(missing_ok=True)
+    rt.trail.append("published", actor=actor, **_plan_fields(plan, extract), bucket=rt.target.bucket, keys=keys)
+    return {**result, "status": "published", "rows": cut.rows_out, "suppressed_rows": cut.suppressed_rows}
+
+
+def finish(rt: Runtime, accepted: dict, results: list[dict], actor: dict | None = None) -> dict:
+    """Moves the accepted original to the archive once every delivery of it is in the bucket."""
+    extract = Extract.from_dict(accepted["extract"])
+    source = Path(extract.path)
+    day = extract.received_at[:10].replace("-", "/")
+    folder = rt.home.archive / extract.agency / extract.dataset / day
+    archived = None
+    if source.exists():
+        archived = place_beside(folder, source.name, extract.sha256[:12])
+        os.replace(source, archived)
+    rt.ledger.settle(extract.sha256, "published")
+    rt.trail.append("archived", actor=actor, **_extract_fields(extract),
+                    deliveries=[r["delivery_id"] for r in results], file=str(archived) if archived else None)
+    return {"extract": extract.name, "archived": str(archived) if archived else None}
+
+
+# -- one pass over the intake folders, as `borderx run --once` does it ----------------------------
+
+
+@dataclass
+class RunSummary:
+    published: list[dict] = field(default_factory=list)
+    already_published: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.quarantined
+
+
+def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | None = None,
+             on_progress: Callable[[str], None] | None = None) -> RunSummary:
+    actor = actor or CLI_ACTOR
+    summary = RunSummary()
+    found = discover(rt, settle_seconds)
+    summary.files = len(found)
+    if found:
+        ensure_bucket(rt.s3, rt.target.bucket)
+    for n, intake_file in enumerate(found, start=1):
+        if on_progress:
+            on_progress(f"[{n}/{len(found)}] {intake_file['agency']}/{intake_file['dataset']}/{intake_file['name']}")
+        accepted = validate(rt, receive(rt, intake_file, actor), actor)
+        if accepted["status"] == "quarantined":
+            summary.quarantined.append(accepted)
+        if accepted["status"] != "accepted":
+            continue
+        results = [deliver(rt, accepted, plan, actor) for plan in accepted["plans"]]
+        finish(rt, accepted, results, actor)
+        for r in results:
+            (summary.published if r["status"] == "published" else summary.already_published).append(r)
+    return summary
+
+
+def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None, actor: dict | None) -> dict:
+    where = quarantine(
+        rt.home, source=Path(extract.path), agency=extract.agency, dataset=extract.dataset, sha256=extract.sha256,
+        reasons=reasons, validation=validation, now=rt.clock(),
+    )
+    # A duplicate's ledger entry belongs to the first copy, which keeps its outcome.
+    if rt.ledger.get(extract.sha256)["outcome"] == "received":
+        rt.ledger.settle(extract.sha256, "quarantined")
+    rt.trail.append("quarantined", actor=actor, **_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where))
+    return {"status": "quarantined", "agency": extract.agency, "dataset": extract.dataset, "name": extract.name,
+            "file": str(where), "report": str(where) + ".report.txt", "reasons": [r.to_dict() for r in reasons]}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """Passes writes through to a file while hashing them, so the published file is never re-read."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def _encrypt_minimised(source: Path, work: Path, plan: DeliveryPlan, recipients: list) -> tuple[Any, str]:
+    fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as raw:
+        hashing = _HashingWriter(raw)
+        with age.encrypting_writer(hashing, recipients) as plaintext_sink:
+            cut = minimise(
+                source, plaintext_sink, plan.columns, count_column=plan.count_column, min_cell_size=plan.min_cell_size
+            )
+    return cut, hashing.digest.hexdigest()
+
+
+def _extract_fields(extract: Extract) -> dict[str, Any]:
+    return {"provider": extract.agency, "dataset": extract.dataset, "source_sha256": extract.sha256,
+            "source_name": extract.name}
+
+
+def _plan_fields(plan: DeliveryPlan, extract: Extract) -> dict[str, Any]:
+    return {"delivery_id": plan.delivery_id, "agreement": plan.agreement, "provider": plan.provider,
+            "recipient": plan.recipient, "dataset": plan.dataset, "source_sha256": extract.sha256}
+
+
+def _airflow_ids(actor: dict | None) -> dict[str, Any] | None:
+    if not actor or "dag_id" not in actor:
+        return None
+    return {k: actor.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")}

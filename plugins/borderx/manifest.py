@@ -1,0 +1,81 @@
+"""The delivery manifest: what a recipient is told about a delivery, in the bytes the hub signs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from borderx import __version__
+
+MANIFEST_VERSION = "1"
+NAMESPACE = "borderx-manifest"
+DATA_FILE = "data.csv.age"
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "manifest.json.sig"
+
+
+@dataclass(frozen=True)
+class DeliveryLocation:
+    agreement: str
+    recipient: str
+    dataset: str
+    date: str  # YYYY-MM-DD
+    delivery_id: str
+
+    @property
+    def prefix(self) -> str:
+        yyyy, mm, dd = self.date.split("-")
+        return f"deliveries/{self.agreement}/{self.recipient}/{self.dataset}/{yyyy}/{mm}/{dd}/{self.delivery_id}/"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+
+def build_manifest(
+    *,
+    location: DeliveryLocation,
+    provider: str,
+    schema_version: str,
+    rows: int,
+    columns: list[str],
+    source_sha256: str,
+    source_name: str,
+    published_sha256: str,
+    published_size: int,
+    suppressed: dict[str, Any],
+    validation: dict[str, Any],
+    recipient_keys: list[str],
+    hub_key_fingerprint: str,
+    airflow: dict[str, Any] | None,
+    created_at: str,
+) -> dict[str, Any]:
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "delivery_id": location.delivery_id,
+        "agreement": location.agreement,
+        "provider": provider,
+        "recipient": location.recipient,
+        "dataset": location.dataset,
+        "schema_version": schema_version,
+        "rows": rows,
+        "columns": columns,
+        "source": {"sha256": source_sha256, "name": source_name},
+        "published": {
+            "key": location.key(DATA_FILE),
+            "sha256": published_sha256,
+            "size": published_size,
+            "format": "csv",
+            "encryption": "age-encryption.org/v1",
+        },
+        "suppressed": suppressed,
+        "validation": validation,
+        "keys": {"recipients": recipient_keys, "hub_signing_key": hub_key_fingerprint},
+        "airflow": airflow,
+        "software": {"name": "borderx", "version": __version__},
+        "created_at": created_at,
+    }
+
+
+def encode(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

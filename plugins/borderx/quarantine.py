@@ -1,0 +1,101 @@
+"""Rejected extracts: kept byte for byte, each beside a report that says why and what to do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from borderx.home import Home
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    message: str
+    column: str | None = None
+    rows: list[int] = field(default_factory=list)
+    count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "message": self.message, "column": self.column, "rows": self.rows, "count": self.count}
+
+
+ADVICE = (
+    "Nothing from this file was published. Correct the file and drop the corrected version into the "
+    "same intake folder; this copy stays here for the record."
+)
+
+
+def place_beside(folder: Path, name: str, tag: str) -> Path:
+    """A free path for `name` in `folder`; a second file of the same name gets the tag in its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if not target.exists():
+        return target
+    stem, dot, ext = name.partition(".")
+    return folder / f"{stem}.{tag}{dot}{ext}"
+
+
+def quarantine(
+    home: Home,
+    *,
+    source: Path,
+    agency: str,
+    dataset: str,
+    sha256: str | None,
+    reasons: list[Reason],
+    validation: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> Path:
+    """Moves `source` into quarantine unchanged and writes its JSON and text reports; returns the new path."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    folder = home.quarantine / agency / dataset
+    target = place_beside(folder, source.name, (sha256 or now.strftime("%Y%m%dT%H%M%S"))[:12])
+    # os.replace keeps the inode: the bytes cannot change on the way, and it is atomic on one file system.
+    try:
+        os.replace(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+        os.unlink(source)
+    report = {
+        "file": target.name,
+        "original_name": source.name,
+        "agency": agency,
+        "dataset": dataset,
+        "sha256": sha256,
+        "quarantined_at": now.isoformat().replace("+00:00", "Z"),
+        "reasons": [r.to_dict() for r in reasons],
+        "validation": validation,
+        "what_to_do": ADVICE,
+    }
+    target.with_name(target.name + ".report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    target.with_name(target.name + ".report.txt").write_text(render_text(report), encoding="utf-8")
+    return target
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"QUARANTINED: {report['original_name']}",
+        f"agency {report['agency']}, dataset {report['dataset']}, at {report['quarantined_at']}",
+        f"sha256 {report['sha256'] or '-'}",
+        "",
+        f"{len(report['reasons'])} problem(s):",
+    ]
+    for i, r in enumerate(report["reasons"], start=1):
+        where = []
+        if r["column"]:
+            where.append(f"column {r['column']}")
+        if r["rows"]:
+            shown = ", ".join(str(n) for n in r["rows"])
+            more = "" if not r["count"] or r["count"] <= len(r["rows"]) else f" (and {r['count'] - len(r['rows'])} more)"
+            where.append(f"rows {shown}{more}")
+        elif r["count"]:
+            where.append(f"{r['count']} rows")
+        lines.append(f"  {i}. [{r['rule']}] {r['message']}" + (f" ({'; '.join(where)})" if where else ""))
+    lines += ["", "Row numbers count data rows from 1, not counting the header.", "", report["what_to_do"], ""]
+    return "\n".join(lines)

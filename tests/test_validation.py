@@ -1,0 +1,485 @@
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from borderx.validation import (
+    FailedExpectation,
+    SuiteError,
+    ValidationOutcome,
+    load_suite,
+    validate_extract,
+)
+
+SUITE = Path(__file__).resolve().parents[1] / "expectations" / "traveller_flows.json"
+
+HEADER = [
+    "period",
+    "border_point",
+    "direction",
+    "nationality",
+    "age_band",
+    "sex",
+    "travel_mode",
+    "traveller_category",
+    "travellers",
+]
+KEY_COLUMNS = ", ".join(HEADER[:-1])
+SECRET = "SECRETVALUE123"
+
+
+def good_row(i: int = 0) -> dict:
+    """A valid row; distinct i gives a distinct key."""
+    return {
+        "period": f"2024-{i % 12 + 1:02d}-01",
+        "border_point": "ZA-BEI",
+        "direction": "ENTRY",
+        "nationality": "ZAF",
+        "age_band": ["0-17", "18-29", "30-44", "45-64", "65+", "UNK"][i // 12 % 6],
+        "sex": ["F", "M", "X", "UNK"][i // 72 % 4],
+        "travel_mode": "ROAD",
+        "traveller_category": "VISITOR",
+        "travellers": str(i * 3),
+    }
+
+
+def rows(n: int, **changes_by_row) -> list[dict]:
+    """n valid rows; changes_by_row maps "r<1-based row>" to a dict of cells to override."""
+    out = [good_row(i) for i in range(n)]
+    for key, changes in changes_by_row.items():
+        out[int(key[1:]) - 1].update(changes)
+    return out
+
+
+def write_csv(path: Path, data: list[dict], header: list[str] = HEADER, bom: bool = False) -> Path:
+    lines = [",".join(header)]
+    lines += [",".join(row.get(col, "") for col in header) for row in data]
+    path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def validate(path: Path) -> ValidationOutcome:
+    return validate_extract(path, SUITE)
+
+
+def only_failure(outcome: ValidationOutcome) -> FailedExpectation:
+    assert not outcome.success
+    assert outcome.error is None
+    assert len(outcome.failures) == 1, [f.expectation for f in outcome.failures]
+    return outcome.failures[0]
+
+
+# ------------------------------------------------------------------------------------------
+# Suite file
+
+
+def test_suite_file_is_gx_serialisation():
+    suite = load_suite(SUITE)
+    assert suite.name == "traveller_flows"
+    assert suite.meta["schema_version"] == "1"
+    assert suite.to_json_dict() == json.loads(SUITE.read_text(encoding="utf-8"))
+
+
+def test_load_suite_missing_file(tmp_path):
+    missing = tmp_path / "nope.json"
+    with pytest.raises(SuiteError, match="nope.json"):
+        load_suite(missing)
+
+
+def test_load_suite_malformed_json(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"name": "x", "expectations": [', encoding="utf-8")
+    with pytest.raises(SuiteError, match="broken.json.*JSON"):
+        load_suite(bad)
+
+
+def test_load_suite_rejects_unknown_expectation_instead_of_dropping_it(tmp_path):
+    data = json.loads(SUITE.read_text(encoding="utf-8"))
+    data["expectations"].append({"type": "expect_no_such_thing", "kwargs": {}, "meta": {}})
+    bad = tmp_path / "unknown.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SuiteError, match="unknown.json.*expect_no_such_thing"):
+        load_suite(bad)
+
+
+def test_load_suite_rejects_invalid_regex(tmp_path):
+    data = json.loads(SUITE.read_text(encoding="utf-8"))
+    data["expectations"].append(
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "sex", "regex": "(["}}
+    )
+    bad = tmp_path / "regex.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SuiteError, match="regex.json.*regex"):
+        load_suite(bad)
+
+
+def test_validate_with_missing_suite_raises(tmp_path):
+    csv_path = write_csv(tmp_path / "x.csv", rows(2))
+    with pytest.raises(SuiteError, match="absent.json"):
+        validate_extract(csv_path, tmp_path / "absent.json")
+
+
+# ------------------------------------------------------------------------------------------
+# Valid files
+
+
+def test_valid_file_passes(tmp_path):
+    outcome = validate(write_csv(tmp_path / "ok.csv", rows(30)))
+    assert outcome.success
+    assert outcome.failures == []
+    assert outcome.rows == 30
+    assert outcome.error is None
+    assert outcome.suite == "traveller_flows"
+    stats = outcome.statistics
+    assert stats["unsuccessful_expectations"] == 0
+    assert stats["evaluated_expectations"] == stats["successful_expectations"] > 0
+    assert stats["success_percent"] == 100.0
+    json.dumps(outcome.to_dict())
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    outcome = validate(write_csv(tmp_path / "bom.csv", rows(3), bom=True))
+    assert outcome.success, outcome.failures
+    assert outcome.rows == 3
+
+
+def test_leap_day_is_a_real_date(tmp_path):
+    outcome = validate(write_csv(tmp_path / "leap.csv", rows(2, r2={"period": "2024-02-29"})))
+    assert outcome.success, outcome.failures
+
+
+def test_validation_is_quiet_and_offline(tmp_path, capfd, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("validation tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    outcome = validate(write_csv(tmp_path / "quiet.csv", rows(5, r2={"sex": "Q"})))
+    assert not outcome.success
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == ""
+
+
+# ------------------------------------------------------------------------------------------
+# One rule broken at a time
+
+
+def test_bad_enum_value(tmp_path):
+    outcome = validate(write_csv(tmp_path / "enum.csv", rows(5, r2={"direction": "SIDEWAYS"})))
+    failure = only_failure(outcome)
+    assert failure.expectation == "expect_column_values_to_be_in_set"
+    assert failure.column == "direction"
+    assert failure.rows == [2]
+    assert failure.unexpected_count == 1
+    assert failure.unexpected_percent == pytest.approx(20.0)
+    assert failure.rule == "values must be one of ENTRY, EXIT"
+    assert failure.observed is None
+
+
+@pytest.mark.parametrize(
+    "bad_date", ["2023-02-29", "2024-13-01", "2024-04-31", "2024/01/05", "20240105"]
+)
+def test_bad_date(tmp_path, bad_date):
+    outcome = validate(write_csv(tmp_path / "date.csv", rows(4, r3={"period": bad_date})))
+    failure = only_failure(outcome)
+    assert failure.expectation == "expect_column_values_to_match_regex"
+    assert failure.column == "period"
+    assert failure.rows == [3]
+    assert "YYYY-MM-DD" in failure.rule
+
+
+def test_bad_nationality(tmp_path):
+    data = rows(6, r1={"nationality": "ZA"}, r6={"nationality": "zaf"})
+    failure = only_failure(validate(write_csv(tmp_path / "nat.csv", data)))
+    assert failure.expectation == "expect_column_values_to_match_regex"
+    assert failure.column == "nationality"
+    assert failure.rows == [1, 6]
+    assert failure.unexpected_count == 2
+    assert failure.rule == "values must match the pattern ^[A-Z]{3}$"
+
+
+def test_bad_border_point(tmp_path):
+    failure = only_failure(
+        validate(write_csv(tmp_path / "bp.csv", rows(3, r2={"border_point": "ZABEI"})))
+    )
+    assert failure.expectation == "expect_column_values_to_match_regex"
+    assert failure.column == "border_point"
+    assert failure.rows == [2]
+
+
+@pytest.mark.parametrize("bad_count", ["-5", "3.5", "1e3", " 7"])
+def test_travellers_not_a_non_negative_integer(tmp_path, bad_count):
+    outcome = validate(write_csv(tmp_path / "trav.csv", rows(4, r4={"travellers": bad_count})))
+    failure = only_failure(outcome)
+    assert failure.expectation == "expect_column_values_to_match_regex"
+    assert failure.column == "travellers"
+    assert failure.rows == [4]
+
+
+def test_missing_column(tmp_path):
+    header = [c for c in HEADER if c != "nationality"]
+    outcome = validate(write_csv(tmp_path / "missing.csv", rows(3), header=header))
+    assert not outcome.success
+    assert outcome.rows == 3
+    first = outcome.failures[0]
+    assert first.expectation == "expect_table_columns_to_match_ordered_list"
+    assert first.column == ", ".join(HEADER)
+    assert first.rows == []
+    assert first.observed == ", ".join(header)
+
+    # Every check on the absent column fails too, marked as not evaluated rather than hidden.
+    not_evaluated = {(f.expectation, f.column) for f in outcome.failures[1:]}
+    assert not_evaluated == {
+        ("expect_column_values_to_not_be_null", "nationality"),
+        ("expect_column_values_to_match_regex", "nationality"),
+        ("expect_compound_columns_to_be_unique", KEY_COLUMNS),
+    }
+    for failure in outcome.failures[1:]:
+        assert failure.observed == "not evaluated: column missing from file"
+        assert failure.rows == []
+
+
+def test_extra_column(tmp_path):
+    header = HEADER + ["remarks"]
+    data = [dict(r, remarks="x") for r in rows(3)]
+    failure = only_failure(validate(write_csv(tmp_path / "extra.csv", data, header=header)))
+    assert failure.expectation == "expect_table_columns_to_match_ordered_list"
+    assert failure.column == ", ".join(HEADER)
+    assert failure.rows == []
+    assert failure.observed == ", ".join(HEADER) + ", [unrecognised column 10]"
+
+
+def test_columns_out_of_order(tmp_path):
+    header = HEADER.copy()
+    header[0], header[1] = header[1], header[0]
+    failure = only_failure(validate(write_csv(tmp_path / "order.csv", rows(2), header=header)))
+    assert failure.expectation == "expect_table_columns_to_match_ordered_list"
+    assert failure.observed == ", ".join(header)
+
+
+def test_empty_cell_counts_as_null(tmp_path):
+    failure = only_failure(validate(write_csv(tmp_path / "empty.csv", rows(4, r2={"sex": ""}))))
+    assert failure.expectation == "expect_column_values_to_not_be_null"
+    assert failure.column == "sex"
+    assert failure.rows == [2]
+    assert failure.unexpected_count == 1
+    assert failure.rule == "values must not be empty"
+
+
+def test_duplicate_key_row(tmp_path):
+    data = rows(4)
+    data[2] = dict(data[0], travellers="999")
+    failure = only_failure(validate(write_csv(tmp_path / "dup.csv", data)))
+    assert failure.expectation == "expect_compound_columns_to_be_unique"
+    assert failure.column == KEY_COLUMNS
+    assert failure.rows == [1, 3]
+    assert failure.unexpected_count == 2
+
+
+def test_header_only_file(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text(",".join(HEADER) + "\n", encoding="utf-8")
+    outcome = validate(path)
+    failure = only_failure(outcome)
+    assert failure.expectation == "expect_table_row_count_to_be_between"
+    assert failure.column is None
+    assert failure.rows == []
+    assert failure.observed == "0"
+    assert failure.rule == "row count must be at least 1"
+    assert outcome.rows == 0
+
+
+def test_header_only_without_final_newline(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text(",".join(HEADER), encoding="utf-8")
+    failure = only_failure(validate(path))
+    assert failure.expectation == "expect_table_row_count_to_be_between"
+
+
+def test_rows_are_capped_at_twenty_but_counted_in_full(tmp_path):
+    data = rows(30)
+    for row in data[5:]:
+        row["sex"] = "Q"
+    failure = only_failure(validate(write_csv(tmp_path / "many.csv", data)))
+    assert failure.unexpected_count == 25
+    assert failure.rows == list(range(6, 26))
+
+
+# ------------------------------------------------------------------------------------------
+# Several rules at once
+
+
+def test_several_broken_rules_are_all_reported(tmp_path):
+    data = rows(
+        6,
+        r1={"direction": "IN"},
+        r2={"period": "2024-02-30", "nationality": ""},
+        r4={"travellers": "-1"},
+        r5={"age_band": "18-30", "travel_mode": "BOAT"},
+    )
+    data[5] = dict(data[2])
+    outcome = validate(write_csv(tmp_path / "multi.csv", data))
+    assert not outcome.success
+    assert outcome.rows == 6
+    got = {(f.expectation, f.column): f.rows for f in outcome.failures}
+    assert got == {
+        ("expect_column_values_to_not_be_null", "nationality"): [2],
+        ("expect_column_values_to_match_regex", "period"): [2],
+        ("expect_column_values_to_be_in_set", "direction"): [1],
+        ("expect_column_values_to_be_in_set", "age_band"): [5],
+        ("expect_column_values_to_be_in_set", "travel_mode"): [5],
+        ("expect_column_values_to_match_regex", "travellers"): [4],
+        ("expect_compound_columns_to_be_unique", KEY_COLUMNS): [3, 6],
+    }
+    assert outcome.statistics["unsuccessful_expectations"] == 7
+    # Reported in the order the suite lists its expectations.
+    suite_order = [
+        (e["type"], e["kwargs"].get("column") or ", ".join(e["kwargs"].get("column_list", [])))
+        for e in json.loads(SUITE.read_text(encoding="utf-8"))["expectations"]
+    ]
+    reported = [(f.expectation, f.column) for f in outcome.failures]
+    assert reported == [k for k in suite_order if k in set(reported)]
+
+
+# ------------------------------------------------------------------------------------------
+# Files that cannot be read as CSV
+
+
+def assert_unreadable(outcome: ValidationOutcome, path: Path, *fragments: str) -> None:
+    assert outcome.success is False
+    assert outcome.error is not None
+    assert str(path) in outcome.error
+    for fragment in fragments:
+        assert fragment in outcome.error
+    assert outcome.failures == []
+    assert outcome.rows == 0
+    json.dumps(outcome.to_dict())
+
+
+def test_invalid_utf8(tmp_path):
+    path = write_csv(tmp_path / "latin1.csv", rows(3))
+    raw = path.read_bytes()
+    offset = raw.index(b"ZAF")
+    path.write_bytes(raw[:offset] + b"\xe9" + raw[offset + 1 :])
+    assert_unreadable(validate(path), path, "not valid UTF-8", f"byte {offset}", "line 2")
+
+
+def test_row_with_too_many_fields(tmp_path):
+    path = write_csv(tmp_path / "ragged.csv", rows(4))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[3] += ",extra"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert_unreadable(validate(path), path, "line 4", "data row 3", "10 fields", "header has 9")
+
+
+def test_row_with_too_few_fields(tmp_path):
+    path = write_csv(tmp_path / "short.csv", rows(4))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert_unreadable(validate(path), path, "line 3", "8 fields", "header has 9")
+
+
+def test_every_row_with_an_extra_field(tmp_path):
+    # The C parser would silently drop the extra field of every row here.
+    path = write_csv(tmp_path / "wide.csv", rows(3))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0]] + [l + ",x" for l in lines[1:]]) + "\n", encoding="utf-8")
+    assert_unreadable(validate(path), path, "line 2", "10 fields")
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"   \n"])
+def test_empty_file(tmp_path, content):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    assert_unreadable(validate(path), path, "empty")
+
+
+def test_missing_csv_file(tmp_path):
+    path = tmp_path / "gone.csv"
+    assert_unreadable(validate(path), path, "cannot be read")
+
+
+# ------------------------------------------------------------------------------------------
+# Nothing from the data may leak
+
+
+def _secret_in_nationality(path: Path) -> None:
+    write_csv(path, rows(3, r2={"nationality": SECRET}))
+
+
+def _secret_in_every_column(path: Path) -> None:
+    write_csv(path, rows(3, r2={c: SECRET for c in HEADER}))
+
+
+def _secret_as_duplicate_key(path: Path) -> None:
+    data = rows(3, r1={"nationality": SECRET})
+    data[2] = dict(data[0])
+    write_csv(path, data)
+
+
+def _secret_in_ragged_row(path: Path) -> None:
+    write_csv(path, rows(3))
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"2024-01-01,{SECRET},x\n")
+
+
+def _secret_without_header(path: Path) -> None:
+    # The first data row ends up as the column names.
+    write_csv(path, rows(3, r1={"nationality": SECRET, "border_point": SECRET}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
+
+
+def _secret_in_header(path: Path) -> None:
+    write_csv(path, rows(2), header=HEADER[:-1] + [SECRET])
+
+
+def _secret_next_to_bad_utf8(path: Path) -> None:
+    path.write_bytes(
+        (",".join(HEADER) + "\n2024-01-01,ZA-BEI,ENTRY,").encode() + SECRET.encode() + b"\xff\n"
+    )
+
+
+def _secret_in_unbalanced_quotes(path: Path) -> None:
+    write_csv(path, rows(2))
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f'2024-01-01,"{SECRET},ENTRY\n')
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _secret_in_nationality,
+        _secret_in_every_column,
+        _secret_as_duplicate_key,
+        _secret_in_ragged_row,
+        _secret_without_header,
+        _secret_in_header,
+        _secret_next_to_bad_utf8,
+        _secret_in_unbalanced_quotes,
+    ],
+)
+def test_no_data_value_leaks(tmp_path, make, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "leak.csv"
+    make(path)
+    outcome = validate(path)
+    assert not outcome.success
+    assert outcome.failures or outcome.error
+    assert SECRET not in json.dumps(outcome.to_dict())
+    assert SECRET not in str(outcome)
+    assert SECRET not in repr(outcome)
+    assert SECRET not in caplog.text
+    out, err = capfd.readouterr()
+    assert SECRET not in out + err
+
+
+def test_secret_row_is_still_located(tmp_path):
+    outcome = validate(write_csv(tmp_path / "leak.csv", rows(3, r2={"nationality": SECRET})))
+    failure = only_failure(outcome)
+    assert failure.column == "nationality"
+    assert failure.rows == [2]
