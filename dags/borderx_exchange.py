@@ -88,4 +88,4 @@ def borderx_exchange():
     archive(validated, deliver.expand(job=plan(validated)))
 
 
-borderx_exchange()
+exchange_dag = borderx_exchange()

@@ -72,7 +72,7 @@ def test_dag_test_runs_one_exchange_per_file_and_recipient(airflow_env, demo_hom
         spec = importlib.util.spec_from_file_location("exchange_dag", {str(DAGS / "borderx_exchange.py")!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        run = module.borderx_exchange.test(run_conf={{"files": {good + bad!r}}})
+        run = module.exchange_dag.test(run_conf={{"files": {good + bad!r}}})
         print(json.dumps({{"state": str(run.state), "run_id": run.run_id}}))
         """,
         env,

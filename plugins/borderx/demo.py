@@ -78,7 +78,7 @@ def _keys_for(home: Home, owner: str, today: dt.date) -> tuple[str, str]:
 
 def _dump(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8")
 
 
 def drop_samples(home: Home, today: dt.date) -> list[Path]:
