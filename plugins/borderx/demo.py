@@ -13,6 +13,7 @@ import yaml
 
 from borderx import samples
 from borderx.crypto import sshsig
+from borderx.errors import HomeError
 from borderx.home import Home
 from borderx.keys import AGE_IDENTITY_FILE, SSH_KEY_FILE, generate_keys
 from borderx.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, SIGNATURE_FILE
@@ -26,14 +27,14 @@ HUB = "hub"
 def project_path(name: str) -> Path:
     path = PROJECT_ROOT / name
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: the demo needs the project's {name}/ folder (install with pip install -e)")
+        raise HomeError(f"{path}: the demo needs the project's {name}/ folder (install with pip install -e)")
     return path
 
 
 def prepare_home(root: Path, today: dt.date) -> Home:
     """Lays out a fresh demo home; keys from an earlier demo are kept so its deliveries stay readable."""
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists():
-        raise FileExistsError(f"{root} is not empty and was not made by `borderx demo`; choose another --home")
+        raise HomeError(f"{root} is not empty and was not made by `borderx demo`; choose another --home")
     if root.exists():
         for child in root.iterdir():
             if child.name not in ("keys", MARKER):

@@ -31,3 +31,7 @@ class PublishError(BorderxError):
 
 class AuditError(BorderxError):
     """The audit trail is damaged or does not verify."""
+
+
+class HomeError(BorderxError):
+    """The deployment home cannot be used as asked (not empty, not ours, missing folders)."""

@@ -55,7 +55,11 @@ def _parse(model: type[BaseModel], data: dict, shown: str, problems: list[Proble
         return None
 
 
-def _load_section(home: Path, section: str, problems: list[Problem]) -> dict[str, tuple[str, Any]]:
+def _load_section(
+    home: Path, section: str, problems: list[Problem], broken: set[str]
+) -> dict[str, tuple[str, Any]]:
+    """Loads one folder of config files; ids of files that failed go to `broken`, so no cascade of
+    "unknown agency" lines follows the one real problem."""
     model = SECTIONS[section]
     folder = home / "config" / section
     loaded: dict[str, tuple[str, Any]] = {}
@@ -67,6 +71,8 @@ def _load_section(home: Path, section: str, problems: list[Problem]) -> dict[str
             continue
         obj = _parse(model, data, shown, problems)
         if obj is None:
+            if isinstance(data.get("id"), str):
+                broken.add(data["id"])
             continue
         if obj.id in loaded:
             problems.append(Problem(shown, "id", f"duplicate id {obj.id!r}, also in {loaded[obj.id][0]}"))
@@ -101,6 +107,7 @@ def _cross_check(
     datasets: dict[str, tuple[str, Dataset]],
     today: dt.date,
     problems: list[Problem],
+    broken: set[str],
 ) -> None:
     expectations = home / (settings.expectations_dir if settings else "expectations")
     for shown, ds in datasets.values():
@@ -110,15 +117,17 @@ def _cross_check(
             problems.append(Problem(shown, "count_column", f"{ds.count_column!r} is not one of the columns"))
     for shown, agr in agreements.values():
         for i, p in enumerate(agr.providers):
-            if p not in agencies:
+            if p not in agencies and p not in broken:
                 problems.append(Problem(shown, f"providers.{i}", f"unknown agency {p!r}"))
         for i, d in enumerate(agr.datasets):
-            if d not in datasets:
+            if d not in datasets and d not in broken:
                 problems.append(Problem(shown, f"datasets.{i}", f"unknown dataset {d!r}"))
         for i, terms in enumerate(agr.recipients):
             where = f"recipients.{i}"
             agency = agencies.get(terms.agency)
             if agency is None:
+                if terms.agency in broken:
+                    continue
                 problems.append(Problem(shown, f"{where}.agency", f"unknown agency {terms.agency!r}"))
             elif agr.in_force_on(today) and not agency[1].usable_age_keys(today):
                 problems.append(Problem(shown, f"{where}.agency", f"{terms.agency} has no valid age key today"))
@@ -154,9 +163,10 @@ def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Pro
         data = _read_yaml(settings_path, f"config/{SETTINGS_FILE}", problems)
         if data is not None:
             settings = _parse(Settings, data, f"config/{SETTINGS_FILE}", problems)
-    agencies = _load_section(home, "agencies", problems)
-    agreements = _load_section(home, "agreements", problems)
-    datasets = _load_section(home, "datasets", problems)
+    broken: set[str] = set()
+    agencies = _load_section(home, "agencies", problems, broken)
+    agreements = _load_section(home, "agreements", problems, broken)
+    datasets = _load_section(home, "datasets", problems, broken)
     _check_keys(agencies, problems)
     if settings is not None:
         from cryptography.hazmat.primitives.serialization import load_ssh_public_key
@@ -165,7 +175,7 @@ def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Pro
             load_ssh_public_key(settings.hub.signing_public_key.encode())
         except ValueError:
             problems.append(Problem(f"config/{SETTINGS_FILE}", "hub.signing_public_key", "not a valid OpenSSH ed25519 public key"))
-    _cross_check(home, settings, agencies, agreements, datasets, today, problems)
+    _cross_check(home, settings, agencies, agreements, datasets, today, problems, broken)
     if not agreements and not problems:
         problems.append(Problem("config/agreements", "-", "no agreement defined: nothing can be exchanged"))
     if problems or settings is None:
