@@ -56,7 +56,7 @@ def test_run_once_then_again_publishes_nothing_new(demo_home, s3_endpoint, bucke
             "--settle", "0"]
     assert main(args) == 1  # two of the demo's extracts are rejected
     first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-    assert len(first) == 12
+    assert len(first) == 18  # six deliveries of three objects
     assert main(args) == 0
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == first
 
@@ -93,7 +93,7 @@ def test_demo_on_a_given_endpoint_leaves_everything_a_recipient_needs(tmp_path, 
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "published: 4 delivery(ies)" in out and "quarantined: 2 file(s)" in out
+    assert "published: 6 delivery(ies)" in out and "quarantined: 3 file(s)" in out
     assert "chain intact" in out
     assert "ssh-keygen -Y verify" in out and "age -d -i" in out
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from borderx.exchange import run_once
 from borderx.manifest import NAMESPACE
 
-ALLOWED = {
-    "ZA-SARS": ["period", "border_point", "direction", "travel_mode", "traveller_category", "travellers"],
-    "NA-MHAISS": ["period", "border_point", "direction", "nationality", "age_band", "sex", "travel_mode",
-                  "traveller_category", "travellers"],
-}
-MIN_CELL = 5
+BAD = ("resent", "_v2", "_draft")  # the demo's rejected extracts carry these in their names
+DELIVERIES = 6  # traveller_flows: two providers to two recipients; goods_crossings: one provider to two
+
+
+def _is_bad(name: str) -> bool:
+    return any(tag in name for tag in BAD)
 
 
 def _objects(s3, bucket: str) -> dict[str, bytes]:
@@ -38,10 +38,10 @@ def _deliveries(objects: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
     return grouped
 
 
-def _expected_rows(source: Path, columns: list[str]) -> list[list[str]]:
+def _expected_rows(source: Path, columns: list[str], count_column: str | None, k: int) -> list[list[str]]:
     with open(source, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return [[r[c] for c in columns] for r in rows if not (0 < int(r["travellers"]) < MIN_CELL)]
+    return [[r[c] for c in columns] for r in rows if not (count_column and 0 < int(r[count_column]) < k)]
 
 
 def test_publish_decrypt_with_age_and_verify_with_ssh_keygen(runtime, s3, bucket, tmp_path):
@@ -49,11 +49,12 @@ def test_publish_decrypt_with_age_and_verify_with_ssh_keygen(runtime, s3, bucket
     sources = {p.name: p.read_bytes() for p in home.intake.rglob("*.csv")}
     summary = run_once(runtime, settle_seconds=0)
 
-    assert len(summary.published) == 4  # two providers' good extracts, each to two recipients
-    assert {q["name"] for q in summary.quarantined} == {n for n in sources if "resent" in n or "_v2" in n}
+    assert len(summary.published) == DELIVERIES
+    assert {q["name"] for q in summary.quarantined} == {n for n in sources if _is_bad(n)}
 
     deliveries = _deliveries(_objects(s3, bucket))
-    assert len(deliveries) == 4
+    assert len(deliveries) == DELIVERIES
+    config = runtime.config
     allowed_signers = home.root / "keys" / "allowed_signers"
     for prefix, files in deliveries.items():
         _, agreement, recipient, dataset, yyyy, mm, dd, delivery_id = prefix.split("/")
@@ -75,7 +76,9 @@ def test_publish_decrypt_with_age_and_verify_with_ssh_keygen(runtime, s3, bucket
         assert manifest["delivery_id"] == delivery_id
         assert manifest["published"]["sha256"] == hashlib.sha256(files["data.csv.age"]).hexdigest()
         assert manifest["validation"]["success"] is True
-        assert manifest["columns"] == ALLOWED[recipient]
+        terms = config.agreements[agreement].terms_for(recipient)
+        allowed = [c for c in config.datasets[dataset].columns if c in terms.columns]
+        assert manifest["columns"] == allowed
         assert files["data.csv.age"].startswith(b"age-encryption.org/v1\n")
 
         plain = subprocess.run(
@@ -83,16 +86,18 @@ def test_publish_decrypt_with_age_and_verify_with_ssh_keygen(runtime, s3, bucket
             capture_output=True, check=True,
         ).stdout
         header, *rows = list(csv.reader(io.StringIO(plain.decode("utf-8"))))
-        assert header == ALLOWED[recipient]
+        assert header == allowed
 
         archived = next(home.archive.rglob(manifest["source"]["name"]))
         assert hashlib.sha256(archived.read_bytes()).hexdigest() == manifest["source"]["sha256"]
         assert archived.read_bytes() == sources[manifest["source"]["name"]]
-        expected = _expected_rows(archived, ALLOWED[recipient])
+        count_column = config.datasets[dataset].count_column
+        expected = _expected_rows(archived, allowed, count_column, manifest["suppressed"]["min_cell_size"])
         assert rows == expected
         assert manifest["rows"] == len(rows)
         suppressed = manifest["suppressed"]["rows"]
-        assert suppressed > 0 and suppressed + len(rows) == sum(1 for _ in open(archived)) - 1
+        assert suppressed + len(rows) == sum(1 for _ in open(archived)) - 1
+        assert (suppressed > 0) == (dataset == "traveller_flows")
 
     # The other recipient's key opens nothing of this one's.
     za_sars = next(p for p in deliveries if "/ZA-SARS/" in p)
@@ -105,7 +110,7 @@ def test_publish_decrypt_with_age_and_verify_with_ssh_keygen(runtime, s3, bucket
 
 def test_rejected_extracts_are_quarantined_byte_for_byte_with_reports(runtime, s3, bucket):
     home = runtime.home
-    bad = {p.name: p.read_bytes() for p in home.intake.rglob("*.csv") if "resent" in p.name or "_v2" in p.name}
+    bad = {p.name: p.read_bytes() for p in home.intake.rglob("*.csv") if _is_bad(p.name)}
     run_once(runtime, settle_seconds=0)
 
     published_sources = {
@@ -131,6 +136,9 @@ def test_rejected_extracts_are_quarantined_byte_for_byte_with_reports(runtime, s
     assert "INBOUND" not in serialized and "South Africa" not in serialized
     v2 = json.loads(next(home.quarantine.rglob("*_v2.csv.report.json")).read_text())
     assert any("travel_mode" in json.dumps(r) for r in v2["reasons"])
+    draft = json.loads(next(home.quarantine.rglob("*_draft.csv.report.json")).read_text())
+    failed = {(r["column"], tuple(r["rows"])) for r in draft["reasons"]}
+    assert ("hs_code", (3,)) in failed and ("destination_country", (8,)) in failed
     assert not list(home.intake.rglob("*.csv")), "every complete file was taken out of intake"
     assert list(home.intake.rglob("*.part")), "a half-transferred file is left alone"
 
@@ -145,9 +153,10 @@ def test_running_again_publishes_nothing_new(runtime, s3, bucket):
 
     # The same extracts dropped again are recognised by content and kept aside, not re-published.
     for archived in home.archive.rglob("*.csv"):
-        shutil.copy2(archived, home.intake / archived.relative_to(home.archive).parts[0] / "traveller_flows" / ("re-" + archived.name))
+        agency, dataset = archived.relative_to(home.archive).parts[:2]
+        shutil.copy2(archived, home.intake / agency / dataset / ("re-" + archived.name))
     redo = run_once(runtime, settle_seconds=0)
-    assert redo.files == 2 and not redo.published
+    assert redo.files == 3 and not redo.published
     assert all(q["reasons"][0]["rule"] == "duplicate" for q in redo.quarantined)
 
     # Even with the hub's ledger lost, the delivery ids find what the bucket already holds.
@@ -155,12 +164,13 @@ def test_running_again_publishes_nothing_new(runtime, s3, bucket):
     for archived in home.archive.rglob("re-*.csv"):
         archived.unlink()
     for original in list(home.archive.rglob("*.csv")):
-        shutil.copy2(original, home.intake / original.relative_to(home.archive).parts[0] / "traveller_flows" / original.name)
+        agency, dataset = original.relative_to(home.archive).parts[:2]
+        shutil.copy2(original, home.intake / agency / dataset / original.name)
     from borderx.exchange import Runtime
 
     fresh = Runtime.open(home.root, endpoint_url=runtime.target.endpoint_url, bucket=bucket)
     lost = run_once(fresh, settle_seconds=0)
-    assert not lost.published and len(lost.already_published) == 4
+    assert not lost.published and len(lost.already_published) == DELIVERIES
     assert _objects(s3, bucket) == before
 
 
@@ -173,4 +183,4 @@ def test_audit_trail_records_every_step_and_verifies(runtime):
                  "published", "archived"):
         assert step in types, step
     published = [e for e in runtime.trail.events() if e["type"] == "published"]
-    assert len(published) == 4 and all(len(e["details"]["keys"]) == 3 for e in published)
+    assert len(published) == DELIVERIES and all(len(e["details"]["keys"]) == 3 for e in published)

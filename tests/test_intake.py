@@ -47,8 +47,9 @@ def test_scan_finds_complete_files_per_agency_and_dataset(demo_home):
     (folder / "fresh.csv").write_text("still arriving")
     found = scan(config, demo_home, settle_seconds=5)
     names = {(f.agency, f.dataset, f.name) for f in found}
-    assert len(found) == 4
-    assert all(agency in ("ZA-DHA", "BW-DIC") and dataset == "traveller_flows" for agency, dataset, _ in names)
+    assert len(found) == 6
+    assert {(agency, dataset) for agency, dataset, _ in names} == {
+        ("ZA-DHA", "traveller_flows"), ("BW-DIC", "traveller_flows"), ("ZA-SARS", "goods_crossings")}
     assert "fresh.csv" not in {n for _, _, n in names}
     assert not any(n.endswith(".part") for _, _, n in names)
 

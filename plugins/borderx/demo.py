@@ -14,7 +14,9 @@ import yaml
 from borderx import samples
 from borderx.crypto import sshsig
 from borderx.errors import HomeError
+from borderx.config.loader import load_config
 from borderx.home import Home
+from borderx.intake import provided_datasets
 from borderx.keys import AGE_IDENTITY_FILE, SSH_KEY_FILE, generate_keys
 from borderx.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, SIGNATURE_FILE
 
@@ -64,6 +66,9 @@ def prepare_home(root: Path, today: dt.date) -> Home:
         sshsig.allowed_signers_line(HUB, hub_public, NAMESPACE) + "\n", encoding="utf-8"
     )
     home.ensure()
+    config = load_config(home.root, today=today)
+    for agency, dataset in provided_datasets(config):
+        home.intake_folder(agency, dataset, config.agencies[agency].intake.folder).mkdir(parents=True, exist_ok=True)
     return home
 
 
@@ -83,7 +88,7 @@ def _dump(path: Path, data: dict) -> None:
 
 
 def drop_samples(home: Home, today: dt.date) -> list[Path]:
-    """Two good extracts and two bad ones, plus a half-transferred file the hub must leave alone."""
+    """Good and bad extracts of both datasets, plus a half-transferred file the hub must leave alone."""
     start = today - dt.timedelta(days=7)
     cols = samples.TRAVELLER_FLOWS_COLUMNS
     za = home.intake / "ZA-DHA" / "traveller_flows"
@@ -101,6 +106,14 @@ def drop_samples(home: Home, today: dt.date) -> list[Path]:
     dropped.append(samples.write_csv(za / f"za-dha_flows_{start}_resent.csv", cols, bad_codes))
     no_mode = [[v for i, v in enumerate(r) if i != 6] for r in samples.traveller_flows_rows(["BW-RAM"], start, 2, seed=4)]
     dropped.append(samples.write_csv(bw / f"bw-dic_flows_{start}_v2.csv", [c for c in cols if c != "travel_mode"], no_mode))
+    goods = home.intake / "ZA-SARS" / "goods_crossings"
+    dropped.append(samples.write_csv(goods / f"za-sars_declarations_{start}.csv", samples.GOODS_CROSSINGS_COLUMNS,
+                                     samples.goods_crossings_rows(["ZA-BEI", "ZA-LEB"], start, 7, seed=5)))
+    bad_goods = list(samples.goods_crossings_rows(["ZA-BEI"], start, 1, seed=6))
+    bad_goods[2][4] = "8703"  # HS codes have six digits
+    bad_goods[7][6] = "ZAF"  # alpha-2 expected
+    dropped.append(samples.write_csv(goods / f"za-sars_declarations_{start}_draft.csv", samples.GOODS_CROSSINGS_COLUMNS,
+                                     bad_goods))
     (bw / f"bw-dic_flows_{today}.csv.part").write_text("period,border_point\n2026-", encoding="utf-8")
     # Backdated so the intake's settle time does not hold the demo up; a real drop just waits it out.
     old = dt.datetime.now().timestamp() - 60

@@ -135,7 +135,8 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
     if outcome.error:
         reasons.append(Reason("unreadable", outcome.error))
     reasons += [
-        Reason(f.expectation, f.rule, column=f.column, rows=list(f.rows), count=f.unexpected_count)
+        Reason(f.expectation, f.rule, column=f.column, rows=list(f.rows), count=f.unexpected_count,
+               gate=getattr(f, "gate", False))
         for f in outcome.failures
     ]
     validation = {"suite": outcome.suite, "success": outcome.success, "statistics": outcome.statistics, "rows": outcome.rows}

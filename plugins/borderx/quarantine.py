@@ -20,10 +20,23 @@ class Reason:
     column: str | None = None
     rows: list[int] = field(default_factory=list)
     count: int | None = None
+    gate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "message": self.message, "column": self.column, "rows": self.rows, "count": self.count}
+        return {"rule": self.rule, "message": self.message, "column": self.column, "rows": self.rows,
+                "count": self.count, "gate": self.gate}
 
+
+HINTS = {
+    "duplicate": "This content was already received; nothing more to do unless you meant to send another file.",
+    "unreadable": "Save the extract as UTF-8 CSV with one header row and the same number of fields on every line.",
+    "small-cells": "Aggregate further (wider periods or fewer breakdowns) until every non-zero count reaches the "
+                   "agreement's minimum cell size, then send the file again.",
+    "no-agreement-in-force": "No active agreement allows this exchange today; ask the hub operator.",
+    "gate": "The file carries what looks like a direct identifier (a name, document number, date of birth, "
+            "contact detail or tax number). Remove it at source; the hub never forwards such data.",
+}
+EXPECTATION_HINT = "Correct the values in the rows listed (the row numbers count data rows from 1)."
 
 ADVICE = (
     "Nothing from this file was published. Correct the file and drop the corrected version into the "
@@ -97,5 +110,14 @@ def render_text(report: dict[str, Any]) -> str:
         elif r["count"]:
             where.append(f"{r['count']} rows")
         lines.append(f"  {i}. [{r['rule']}] {r['message']}" + (f" ({'; '.join(where)})" if where else ""))
-    lines += ["", "Row numbers count data rows from 1, not counting the header.", "", report["what_to_do"], ""]
+    lines += ["", "What to do:"]
+    for hint in dict.fromkeys(_hint(r) for r in report["reasons"]):
+        lines.append(f"  - {hint}")
+    lines += ["", report["what_to_do"], ""]
     return "\n".join(lines)
+
+
+def _hint(reason: dict[str, Any]) -> str:
+    if reason.get("gate"):
+        return HINTS["gate"]
+    return HINTS.get(reason["rule"], EXPECTATION_HINT)

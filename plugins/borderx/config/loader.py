@@ -137,6 +137,42 @@ def _cross_check(
                     problems.append(Problem(shown, f"{where}.columns.{j}", f"{col!r} is not a column of {', '.join(missing)}"))
         if set(agr.providers) >= {r.agency for r in agr.recipients}:
             problems.append(Problem(shown, "recipients", "every recipient is also a provider: nothing would leave the hub"))
+        if agr.status.value == "active" and agr.valid_to and agr.valid_to < today:
+            problems.append(Problem(shown, "valid_to", f"expired on {agr.valid_to} but status is active; "
+                                    "set status: terminated, or extend it"))
+        seen_recipients = [r.agency for r in agr.recipients]
+        for dup in sorted({a for a in seen_recipients if seen_recipients.count(a) > 1}):
+            problems.append(Problem(shown, "recipients", f"{dup} is listed more than once"))
+    _check_overlaps(agreements, problems)
+    for shown, agency in agencies.values():
+        for field in ("age_recipients", "signing_keys"):
+            for i, key in enumerate(getattr(agency, field)):
+                if key.valid_from and key.valid_to and key.valid_to < key.valid_from:
+                    problems.append(Problem(shown, f"{field}.{i}.valid_to", "is before valid_from"))
+
+
+def _windows_overlap(a: Agreement, b: Agreement) -> bool:
+    far = dt.date.max
+    return a.valid_from <= (b.valid_to or far) and b.valid_from <= (a.valid_to or far)
+
+
+def _check_overlaps(agreements: dict[str, tuple[str, Agreement]], problems: list[Problem]) -> None:
+    """Two live agreements for the same provider, recipient and dataset at the same time leave it unclear
+    which terms govern a delivery."""
+    live = [(shown, a) for shown, a in agreements.values() if a.status.value in ("active", "suspended")]
+    for i, (shown, a) in enumerate(live):
+        for _, b in live[:i]:
+            if not _windows_overlap(a, b):
+                continue
+            shared = sorted(
+                f"{p} -> {r.agency} {d}"
+                for p in set(a.providers) & set(b.providers)
+                for r in a.recipients
+                if b.terms_for(r.agency)
+                for d in set(a.datasets) & set(b.datasets)
+            )
+            if shared:
+                problems.append(Problem(shown, "valid_from", f"validity overlaps {b.id} for {', '.join(shared)}"))
 
 
 def load_config(home: Path, *, today: dt.date | None = None) -> DeploymentConfig:
