@@ -139,7 +139,7 @@ def test_reject_wins_over_suppress(demo_home, s3_endpoint, bucket, s3):
     original = source.read_bytes()
     rt = _open(demo_home, s3_endpoint, bucket)
     summary = run_once(rt, settle_seconds=0)
-    assert not summary.published and not s3.list_objects_v2(Bucket=bucket).get("Contents")
+    assert not summary.published and not s3.list_objects_v2(Bucket=bucket, Prefix="deliveries/").get("Contents")
     [rejected] = summary.quarantined
     [reason] = rejected["reasons"]
     assert reason["rule"] == "small-cells" and reason["count"] == 1 and reason["column"] == "travellers"

@@ -55,10 +55,10 @@ def test_run_once_then_again_publishes_nothing_new(demo_home, s3_endpoint, bucke
     args = ["run", "--once", "--home", str(demo_home.root), "--s3-endpoint", s3_endpoint, "--bucket", bucket,
             "--settle", "0"]
     assert main(args) == 1  # two of the demo's extracts are rejected
-    first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="deliveries/")["Contents"])
     assert len(first) == 18  # six deliveries of three objects
     assert main(args) == 0
-    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == first
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="deliveries/")["Contents"]) == first
 
 
 def test_signing_key_can_come_from_the_environment(demo_home, s3_endpoint, bucket, s3, monkeypatch):
@@ -72,7 +72,7 @@ def test_signing_key_can_come_from_the_environment(demo_home, s3_endpoint, bucke
     base = ["run", "--once", "--home", str(demo_home.root), "--s3-endpoint", s3_endpoint, "--bucket", bucket,
             "--settle", "0"]
     assert main(base) == 1
-    sig_key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if o["Key"].endswith(".sig"))
+    sig_key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="deliveries/")["Contents"] if o["Key"].endswith(".sig"))
     signature = s3.get_object(Bucket=bucket, Key=sig_key)["Body"].read().decode()
     manifest = s3.get_object(Bucket=bucket, Key=sig_key.removesuffix(".sig"))["Body"].read()
     sshsig.verify(settings["hub"]["signing_public_key"], manifest, signature, "borderx-manifest")

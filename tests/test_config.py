@@ -35,7 +35,7 @@ def _edit(path: Path, **changes):
 
 def test_project_config_is_valid_and_typed(home):
     config = load_config(home, today=TODAY)
-    assert set(config.agencies) == {"ZA-DHA", "BW-DIC", "ZA-SARS", "NA-MHAISS"}
+    assert set(config.agencies) == {"ZA-DHA", "BW-DIC", "ZA-SARS", "NA-MHAISS", "BW-BURS"}
     assert config.agencies["ZA-SARS"].kind.value == "customs"
     agreement = config.agreements["DSA-2026-001"]
     assert agreement.in_force_on(TODAY)

@@ -21,9 +21,9 @@ def _is_bad(name: str) -> bool:
     return any(tag in name for tag in BAD)
 
 
-def _objects(s3, bucket: str) -> dict[str, bytes]:
+def _objects(s3, bucket: str, prefix: str = "deliveries/") -> dict[str, bytes]:
     out = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             out[obj["Key"]] = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
     return out

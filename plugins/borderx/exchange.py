@@ -276,7 +276,17 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
         finish(rt, accepted, results, actor)
         for r in results:
             (summary.published if r["status"] == "published" else summary.already_published).append(r)
+    if found:
+        close_segment(rt)
     return summary
+
+
+def close_segment(rt: Runtime):
+    """Signs the audit trail's head and puts it in the bucket, ending a run's segment of the chain."""
+    from borderx.anchors import anchor
+
+    ensure_bucket(rt.s3, rt.target.bucket)
+    return anchor(rt.trail, rt.signing_key, rt.hub_fingerprint, rt.s3, rt.target.bucket)
 
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None, actor: dict | None) -> dict:
