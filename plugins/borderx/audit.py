@@ -18,6 +18,12 @@ from typing import Any, Callable, Iterator
 TRAIL_FILE = "trail.jsonl"
 GENESIS = "0" * 64
 
+# Every kind of event the hub records; an unknown type is a programming error, not a new kind of event.
+EVENT_TYPES = frozenset({
+    "received", "validated", "blocked", "quarantined", "minimised", "suppressed", "encrypted", "signed",
+    "published", "already-published", "archived", "revoked", "expired", "deleted", "config-changed",
+})
+
 
 def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -44,6 +50,8 @@ class AuditTrail:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
 
     def append(self, type_: str, *, actor: dict | None = None, **details: Any) -> dict:
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown audit event type {type_!r}")
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -62,7 +63,25 @@ class Runtime:
         config = load_config(resolved.root, today=clock().date())
         target = Target.resolve(config.settings.s3, endpoint_url=endpoint_url, bucket=bucket)
         resolved.ensure()
-        return cls(resolved, config, target, clock)
+        rt = cls(resolved, config, target, clock)
+        rt.record_config_changes()
+        return rt
+
+    def record_config_changes(self) -> None:
+        """Appends a config-changed event when agencies, keys, agreements or suites differ from the last run."""
+        files = sorted([*self.home.config.rglob("*.y*ml"), *self.config.expectations_dir().glob("*.json")])
+        current = {str(p.relative_to(self.home.root)) if p.is_relative_to(self.home.root) else str(p):
+                   hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+        stamp = self.home.state / "config.json"
+        try:
+            before = json.loads(stamp.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = {}
+        if current == before:
+            return
+        changed = sorted(k for k in current.keys() | before.keys() if current.get(k) != before.get(k))
+        self.trail.append("config-changed", files={k: current.get(k) for k in changed})
+        stamp.write_text(json.dumps(current, indent=1, sort_keys=True), encoding="utf-8")
 
     @cached_property
     def trail(self) -> AuditTrail:

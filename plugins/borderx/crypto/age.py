@@ -1,8 +1,10 @@
-"""age v1 file encryption (https://c2sp.org/age), X25519 and scrypt recipients.
+"""age v1 file encryption (https://c2sp.org/age): X25519, hybrid post-quantum
+(ML-KEM-768 + X25519) and scrypt recipients.
 
 The module is split in layers that mirror the specification:
 
-* key strings (bech32 ``age1…`` / ``AGE-SECRET-KEY-1…``) and identity files;
+* key strings (bech32 ``age1…`` / ``AGE-SECRET-KEY-1…``, ``age1pq1…`` /
+  ``AGE-SECRET-KEY-PQ-1…``) and identity files;
 * recipient stanzas: wrapping and unwrapping the 16-byte file key;
 * the header: stanza text encoding, canonical unpadded base64, the header MAC;
 * the STREAM payload: ChaCha20-Poly1305 over 64 KiB chunks;
@@ -24,6 +26,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import functools
+import hashlib
 import io
 import os
 import re
@@ -37,7 +40,8 @@ from typing import BinaryIO, Callable, Iterator, Protocol, Sequence
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -54,11 +58,16 @@ __all__ = [
     "Stanza",
     "X25519Recipient",
     "X25519Identity",
+    "HybridRecipient",
+    "HybridIdentity",
     "ScryptRecipient",
     "ScryptIdentity",
     "generate_x25519_identity",
+    "generate_hybrid_identity",
     "format_identity_file",
+    "parse_identity",
     "parse_identities",
+    "parse_recipient",
     "encrypting_writer",
     "decrypting_reader",
     "encrypt",
@@ -111,6 +120,10 @@ _X25519_LABEL = b"age-encryption.org/v1/X25519"
 _SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
 _IDENTITY_HRP = "AGE-SECRET-KEY-"
 _RECIPIENT_HRP = "age"
+_PQ_LABEL = b"age-encryption.org/mlkem768x25519"
+_PQ_STANZA_TYPE = "mlkem768x25519"
+_PQ_IDENTITY_HRP = "AGE-SECRET-KEY-PQ-"
+_PQ_RECIPIENT_HRP = "age1pq"
 _SCRYPT_MAX_WORK_FACTOR = 22
 _SCRYPT_DEFAULT_WORK_FACTOR = 18
 
@@ -188,7 +201,22 @@ def _open_file_key(key: bytes, body: bytes) -> bytes | None:
 
 
 def _raw_public(public_key: X25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    # The *_raw methods spare importing the serialization package (and its SSH
+    # code), which would add measurably to the start-up of every short-lived CLI run.
+    return public_key.public_bytes_raw()
+
+
+def _x25519_shared(key: X25519PrivateKey, share: bytes) -> bytes | None:
+    """The X25519 shared secret, or None when ``share`` is a low-order point.
+
+    An all-zero secret means the sender's contribution carries no entropy;
+    the spec makes that a hard error rather than a mere non-match.
+    """
+    try:
+        shared = key.exchange(X25519PublicKey.from_public_bytes(share))
+    except ValueError:
+        return None
+    return None if shared == bytes(32) else shared
 
 
 class X25519Recipient:
@@ -207,8 +235,10 @@ class X25519Recipient:
             hrp, data = bech32.decode(s)
         except ValueError as exc:
             raise ValueError(f"not a valid age recipient: {exc}") from None
+        if hrp.lower() == _PQ_RECIPIENT_HRP:
+            raise ValueError("this is a post-quantum age1pq1… recipient: use HybridRecipient or parse_recipient")
         if hrp.lower().startswith("age1"):
-            raise ValueError("only X25519 age recipients (age1…) are supported, not post-quantum or plugin ones")
+            raise ValueError("only X25519 (age1…) and hybrid (age1pq1…) age recipients are supported, not plugins")
         if hrp != _RECIPIENT_HRP:
             raise ValueError("not an age X25519 recipient: expected a lowercase string starting with 'age1'")
         if len(data) != 32:
@@ -265,7 +295,11 @@ class X25519Identity:
         if hrp.upper().startswith("AGE-SECRET-KEY-") and hrp != _IDENTITY_HRP:
             if hrp.upper() == _IDENTITY_HRP:
                 raise ValueError("not a valid age identity: it must be upper case")
-            raise ValueError("only X25519 age identities (AGE-SECRET-KEY-1…) are supported")
+            if hrp.upper() == _PQ_IDENTITY_HRP:
+                raise ValueError(
+                    "this is a post-quantum AGE-SECRET-KEY-PQ-1… identity: use HybridIdentity or parse_identity"
+                )
+            raise ValueError("only X25519 and hybrid post-quantum age identities are supported")
         if hrp != _IDENTITY_HRP:
             raise ValueError("not an age X25519 identity: expected a string starting with 'AGE-SECRET-KEY-1'")
         if len(data) != 32:
@@ -274,10 +308,7 @@ class X25519Identity:
 
     @property
     def string(self) -> str:
-        raw = self._key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
-        return bech32.encode(_IDENTITY_HRP, raw)
+        return bech32.encode(_IDENTITY_HRP, self._key.private_bytes_raw())
 
     def recipient(self) -> X25519Recipient:
         return X25519Recipient(self._public)
@@ -296,11 +327,8 @@ class X25519Identity:
                 raise HeaderError("malformed X25519 stanza: share is not 32 bytes")
             if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
                 raise HeaderError("malformed X25519 stanza: wrapped file key has the wrong length")
-            try:
-                shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
-            except ValueError:
-                shared = bytes(32)
-            if shared == bytes(32):
+            shared = _x25519_shared(self._key, share)
+            if shared is None:
                 raise HeaderError("malformed X25519 stanza: share is a low-order point")
             key = _hkdf(shared, share + self._public, _X25519_LABEL)
             file_key = _open_file_key(key, stanza.body)
@@ -310,6 +338,163 @@ class X25519Identity:
 
     def __repr__(self) -> str:
         return f"X25519Identity(recipient={self.recipient().string!r})"
+
+
+# The hybrid KEM of draft-ietf-hpke-pq ("MLKEM768-X25519", a.k.a. X-Wing): the
+# public key is the ML-KEM encapsulation key followed by the X25519 point, and
+# the encapsulation is the ML-KEM ciphertext followed by the X25519 share.
+_MLKEM768_PUBLIC_SIZE = 1184
+_MLKEM768_CIPHERTEXT_SIZE = 1088
+_PQ_PUBLIC_SIZE = _MLKEM768_PUBLIC_SIZE + 32
+_PQ_ENC_SIZE = _MLKEM768_CIPHERTEXT_SIZE + 32
+_PQ_SEED_SIZE = 32
+_PQ_SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+def _abbreviated(key_string: str) -> str:
+    # Hybrid recipients are almost 2000 characters; a repr needs only enough to tell them apart.
+    return f"{key_string[:16]}…{key_string[-8:]}"
+
+
+class HybridRecipient:
+    """A post-quantum ``age1pq1…`` recipient: ML-KEM-768 + X25519 through HPKE.
+
+    Files for hybrid recipients are only as strong as their weakest recipient,
+    so :func:`encrypting_writer` refuses to mix them with classic ones.
+    """
+
+    __slots__ = ("_public", "_key")
+
+    def __init__(self, public: bytes):
+        if len(public) != _PQ_PUBLIC_SIZE:
+            raise ValueError(f"a hybrid ML-KEM-768 + X25519 public key is {_PQ_PUBLIC_SIZE} bytes")
+        try:
+            mlkem_key = MLKEM768PublicKey.from_public_bytes(public[:_MLKEM768_PUBLIC_SIZE])
+            x25519_key = X25519PublicKey.from_public_bytes(public[_MLKEM768_PUBLIC_SIZE:])
+        except ValueError:
+            raise ValueError("the ML-KEM-768 encapsulation key is malformed") from None
+        self._public = bytes(public)
+        self._key = hpke.MLKEM768X25519PublicKey(mlkem_key, x25519_key)
+
+    @classmethod
+    def parse(cls, s: str) -> "HybridRecipient":
+        try:
+            hrp, data = bech32.decode(s)
+        except ValueError as exc:
+            raise ValueError(f"not a valid age recipient: {exc}") from None
+        if hrp != _PQ_RECIPIENT_HRP:
+            if hrp.lower() == _PQ_RECIPIENT_HRP:
+                raise ValueError("not a valid age recipient: a hybrid recipient must be lowercase")
+            raise ValueError("not an age hybrid recipient: expected a lowercase string starting with 'age1pq1'")
+        if len(data) != _PQ_PUBLIC_SIZE:
+            raise ValueError("not a valid age recipient: wrong hybrid key length")
+        try:
+            return cls(data)
+        except ValueError as exc:
+            raise ValueError(f"not a valid age recipient: {exc}") from None
+
+    @property
+    def string(self) -> str:
+        return bech32.encode(_PQ_RECIPIENT_HRP, self._public)
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self._public
+
+    def wrap(self, file_key: bytes, rand: Rand = os.urandom) -> Stanza:
+        """Wrap ``file_key``; ``rand`` is not used because HPKE draws its own ephemeral keys."""
+        sealed = _PQ_SUITE.encrypt(file_key, self._key, info=_PQ_LABEL)
+        enc, body = sealed[:_PQ_ENC_SIZE], sealed[_PQ_ENC_SIZE:]
+        return Stanza(_PQ_STANZA_TYPE, (b64encode_raw(enc).decode("ascii"),), body)
+
+    def __str__(self) -> str:
+        return self.string
+
+    def __repr__(self) -> str:
+        return f"HybridRecipient({_abbreviated(self.string)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HybridRecipient) and other._public == self._public
+
+    def __hash__(self) -> int:
+        return hash(self._public)
+
+
+class HybridIdentity:
+    """A secret ``AGE-SECRET-KEY-PQ-1…`` identity, stored as its 32-byte seed.
+
+    The ML-KEM-768 and X25519 keys are both expanded from the seed with
+    SHAKE256, as draft-ietf-hpke-pq specifies. Its repr shows only an
+    abbreviation of the public side.
+    """
+
+    __slots__ = ("_seed", "_x25519", "_key", "_public")
+
+    def __init__(self, seed: bytes):
+        if len(seed) != _PQ_SEED_SIZE:
+            raise ValueError(f"a hybrid identity seed is {_PQ_SEED_SIZE} bytes")
+        expanded = hashlib.shake_256(seed).digest(64 + 32)
+        mlkem_key = MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+        self._x25519 = X25519PrivateKey.from_private_bytes(expanded[64:])
+        self._seed = bytes(seed)
+        self._key = hpke.MLKEM768X25519PrivateKey(mlkem_key, self._x25519)
+        self._public = mlkem_key.public_key().public_bytes_raw() + _raw_public(self._x25519.public_key())
+
+    @classmethod
+    def generate(cls) -> "HybridIdentity":
+        return cls(os.urandom(_PQ_SEED_SIZE))
+
+    @classmethod
+    def parse(cls, s: str) -> "HybridIdentity":
+        try:
+            hrp, data = bech32.decode(s)
+        except ValueError as exc:
+            raise ValueError(f"not a valid age identity: {exc}") from None
+        if hrp != _PQ_IDENTITY_HRP:
+            if hrp.upper() == _PQ_IDENTITY_HRP:
+                raise ValueError("not a valid age identity: it must be upper case")
+            raise ValueError(
+                "not an age hybrid identity: expected a string starting with 'AGE-SECRET-KEY-PQ-1'"
+            )
+        if len(data) != _PQ_SEED_SIZE:
+            raise ValueError("not a valid age identity: wrong hybrid seed length")
+        return cls(data)
+
+    @property
+    def string(self) -> str:
+        return bech32.encode(_PQ_IDENTITY_HRP, self._seed)
+
+    def recipient(self) -> HybridRecipient:
+        return HybridRecipient(self._public)
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        for stanza in stanzas:
+            if stanza.type != _PQ_STANZA_TYPE:
+                continue
+            if len(stanza.args) != 1:
+                raise HeaderError("malformed mlkem768x25519 stanza: expected exactly one argument")
+            try:
+                enc = b64decode_raw(stanza.args[0].encode("ascii"))
+            except ValueError:
+                raise HeaderError("malformed mlkem768x25519 stanza: enc is not canonical base64") from None
+            if len(enc) != _PQ_ENC_SIZE:
+                raise HeaderError(f"malformed mlkem768x25519 stanza: enc is not {_PQ_ENC_SIZE} bytes")
+            if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+                raise HeaderError("malformed mlkem768x25519 stanza: wrapped file key has the wrong length")
+            # The HPKE layer reports every failure as a bad tag, but a low-order
+            # X25519 share is a malformed header, not a stanza for someone else.
+            if _x25519_shared(self._x25519, enc[_MLKEM768_CIPHERTEXT_SIZE:]) is None:
+                raise HeaderError("malformed mlkem768x25519 stanza: X25519 share is a low-order point")
+            try:
+                # ML-KEM rejects implicitly: a stanza for another key decapsulates
+                # to a random secret and only the AEAD tag tells it apart.
+                return _PQ_SUITE.decrypt(enc + stanza.body, self._key, info=_PQ_LABEL)
+            except InvalidTag:
+                continue
+        return None
+
+    def __repr__(self) -> str:
+        return f"HybridIdentity(recipient={_abbreviated(self.recipient().string)!r})"
 
 
 _DECIMAL = re.compile(r"[1-9][0-9]*")
@@ -390,16 +575,36 @@ def generate_x25519_identity() -> tuple[str, str]:
     return identity.string, identity.recipient().string
 
 
+def generate_hybrid_identity() -> tuple[str, str]:
+    """Return a fresh post-quantum ``(AGE-SECRET-KEY-PQ-1…, age1pq1…)`` pair as age strings."""
+    identity = HybridIdentity.generate()
+    return identity.string, identity.recipient().string
+
+
+def parse_identity(s: str) -> X25519Identity | HybridIdentity:
+    """Parse one identity string of either native type."""
+    if s.upper().startswith(_PQ_IDENTITY_HRP + "1"):
+        return HybridIdentity.parse(s)
+    return X25519Identity.parse(s)
+
+
+def parse_recipient(s: str) -> X25519Recipient | HybridRecipient:
+    """Parse one recipient string of either native type (``age1…`` or ``age1pq1…``)."""
+    if s.lower().startswith(_PQ_RECIPIENT_HRP + "1"):
+        return HybridRecipient.parse(s)
+    return X25519Recipient.parse(s)
+
+
 def format_identity_file(identity: str, recipient: str, created: datetime) -> str:
     """Render an identity file exactly as ``age-keygen`` writes it (naive ``created`` means UTC)."""
-    if X25519Identity.parse(identity).recipient().string != recipient:
+    if parse_identity(identity).recipient().string != recipient:
         raise ValueError("the recipient does not belong to the identity")
     if created.tzinfo is not None:
         created = created.astimezone(timezone.utc)
     return f"# created: {created:%Y-%m-%dT%H:%M:%S}Z\n# public key: {recipient}\n{identity}\n"
 
 
-def parse_identities(text: str) -> list[X25519Identity]:
+def parse_identities(text: str) -> list[X25519Identity | HybridIdentity]:
     """Read an identity file: one identity per line, ``#`` comments and blank lines ignored."""
     identities = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -407,7 +612,7 @@ def parse_identities(text: str) -> list[X25519Identity]:
         if not line or line.startswith("#"):
             continue
         try:
-            identities.append(X25519Identity.parse(line))
+            identities.append(parse_identity(line))
         except ValueError as exc:
             # The line itself may be (a mangled) secret key, so it is never echoed.
             raise ValueError(f"identity file line {number}: {exc}") from None
@@ -448,6 +653,28 @@ class _Source:
         out = bytes(buf[:n])
         del buf[:n]
         return out
+
+    def readinto_exact(self, view: memoryview) -> int:
+        """Fill ``view``; return how many bytes arrived, fewer only at end of input."""
+        filled = min(len(self._buf), len(view))
+        if filled:
+            view[:filled] = self._buf[:filled]
+            del self._buf[:filled]
+        readinto = getattr(self._raw, "readinto", None)
+        while filled < len(view):
+            if readinto is not None:
+                got = readinto(view[filled:])
+            else:
+                # Some sources (the armor decoder) may hand back more than asked.
+                data = self._raw.read(len(view) - filled)
+                got = min(len(data), len(view) - filled) if data else 0
+                view[filled : filled + got] = data[:got] if got else b""
+                if data and len(data) > got:
+                    self._buf += data[got:]
+            if not got:
+                break
+            filled += got
+        return filled
 
     def peek(self, n: int) -> bytes:
         while len(self._buf) < n and self._more(n - len(self._buf)):
@@ -595,6 +822,11 @@ def _verify_header_mac(header: Header, file_key: bytes) -> None:
 # STREAM payload
 # --------------------------------------------------------------------------
 
+# Bulk file I/O moves this many chunks per system call; the buffers involved
+# are reused, so memory stays at a few MiB whatever the file size.
+_BATCH_CHUNKS = 16
+_BATCH_SIZE = _BATCH_CHUNKS * CHUNK_SIZE
+
 # 11-byte big-endian counter + 1-byte final flag; the top three counter bytes
 # stay zero because no file reaches 2**64 chunks.
 _NONCE = struct.Struct(">3xQB")
@@ -609,6 +841,7 @@ class _StreamSealer:
         self._aead = ChaCha20Poly1305(key)
         self._counter = 0
         self._finished = False
+        self._out: memoryview | None = None
 
     def seal(self, chunk, last: bool) -> bytes:
         if self._finished:
@@ -618,6 +851,29 @@ class _StreamSealer:
         self._finished = last
         return out
 
+    def seal_full_chunks(self, view: memoryview) -> memoryview:
+        """Seal ``view`` (whole chunks, none of them final) into a buffer reused across calls.
+
+        The result is only valid until the next call; writers consume it at once.
+        """
+        if self._finished:
+            raise ValueError("the final chunk has already been written")
+        count = len(view) // CHUNK_SIZE
+        size = count * ENCRYPTED_CHUNK_SIZE
+        if self._out is None or len(self._out) < size:
+            self._out = memoryview(bytearray(size))
+        out = self._out
+        encrypt_into = self._aead.encrypt_into
+        pack = _NONCE.pack
+        counter = self._counter
+        src = dst = 0
+        for index in range(counter, counter + count):
+            encrypt_into(pack(index, 0), view[src : src + CHUNK_SIZE], None, out[dst : dst + ENCRYPTED_CHUNK_SIZE])
+            src += CHUNK_SIZE
+            dst += ENCRYPTED_CHUNK_SIZE
+        self._counter = counter + count
+        return out[:size]
+
 
 class _StreamOpener:
     def __init__(self, key: bytes, source: _Source) -> None:
@@ -625,37 +881,83 @@ class _StreamOpener:
         self._source = source
         self._counter = 0
 
-    def next_chunk(self) -> tuple[bytes, bool]:
-        """Return the next plaintext chunk and whether it carried the final flag."""
-        data = self._source.read_exact(ENCRYPTED_CHUNK_SIZE)
+    def _open(self, data, final: int, out: memoryview | None):
+        nonce = _NONCE.pack(self._counter, final)
+        if out is None:
+            return self._aead.decrypt(nonce, data, None)
+        # On a bad tag decrypt_into leaves unauthenticated bytes in ``out``;
+        # callers only ever release the part this method reported as opened.
+        plain = out[: len(data) - TAG_SIZE]
+        self._aead.decrypt_into(nonce, data, None, plain)
+        return plain
+
+    def _open_chunk(self, data, out: memoryview | None = None):
+        """Authenticate the chunk at the current index; return its plaintext and whether it was final.
+
+        With ``out`` the plaintext is written there and a view of it returned;
+        otherwise it comes back as new bytes.
+        """
         index = self._counter
-        if len(data) == ENCRYPTED_CHUNK_SIZE:
+        size = len(data)
+        if size == ENCRYPTED_CHUNK_SIZE:
             # A full chunk is usually followed by more, but the final chunk may be
             # full too; trying the final flag second keeps the common case cheap.
             try:
-                plain, last = self._aead.decrypt(_NONCE.pack(index, 0), data, None), False
+                plain, last = self._open(data, 0, out), False
             except InvalidTag:
-                plain, last = self._open_final(data, index), True
+                plain, last = self._open_final(data, index, out), True
         else:
-            if not data:
+            if not size:
                 raise PayloadError("payload is truncated: the final chunk is missing")
-            if len(data) < TAG_SIZE:
+            if size < TAG_SIZE:
                 raise PayloadError(f"payload chunk {index} is truncated")
-            if len(data) == TAG_SIZE and index > 0:
+            if size == TAG_SIZE and index > 0:
                 raise PayloadError("final payload chunk is empty, which is only allowed for an empty file")
-            plain, last = self._open_final(data, index), True
+            plain, last = self._open_final(data, index, out), True
         self._counter += 1
         return plain, last
 
-    def _open_final(self, data: bytes, index: int) -> bytes:
+    def _open_final(self, data, index: int, out: memoryview | None):
         try:
-            return self._aead.decrypt(_NONCE.pack(index, 1), data, None)
+            return self._open(data, 1, out)
         except InvalidTag:
             raise PayloadError(f"payload chunk {index} failed authentication") from None
+
+    def next_chunk(self) -> tuple[bytes, bool]:
+        """Return the next plaintext chunk and whether it carried the final flag."""
+        return self._open_chunk(self._source.read_exact(ENCRYPTED_CHUNK_SIZE))
 
     def ensure_end(self) -> None:
         if self._source.read_exact(1):
             raise PayloadError("unexpected data after the final payload chunk")
+
+    def open_all(self, write: Callable[[memoryview], object], chunks_per_block: int) -> None:
+        """Authenticate the whole rest of the payload, handing plaintext to ``write`` block by block.
+
+        Reads many chunks per system call into buffers reused for the whole
+        file. Raises at the first bad chunk, after earlier blocks were written,
+        so it is only for destinations that are discarded on error.
+        """
+        inbuf = memoryview(bytearray(chunks_per_block * ENCRYPTED_CHUNK_SIZE))
+        outbuf = memoryview(bytearray(chunks_per_block * CHUNK_SIZE))
+        source = self._source
+        while True:
+            got = source.readinto_exact(inbuf)
+            pos = produced = 0
+            while True:
+                data = inbuf[pos : min(pos + ENCRYPTED_CHUNK_SIZE, got)]
+                plain, last = self._open_chunk(data, outbuf[produced:])
+                pos += len(data)
+                produced += len(plain)
+                if last:
+                    if pos < got:
+                        raise PayloadError("unexpected data after the final payload chunk")
+                    write(outbuf[:produced])
+                    self.ensure_end()
+                    return
+                if pos == len(inbuf):
+                    break
+            write(outbuf[:produced])
 
 
 # --------------------------------------------------------------------------
@@ -880,6 +1182,11 @@ class EncryptingWriter:
             raise ValueError("at least one recipient is required")
         if any(isinstance(r, ScryptRecipient) for r in recipients) and len(recipients) != 1:
             raise ValueError("a passphrase recipient must be the only recipient")
+        hybrid = sum(isinstance(r, HybridRecipient) for r in recipients)
+        if hybrid and hybrid != len(recipients):
+            # One classic stanza would let a future quantum attacker recover
+            # the file key, so the post-quantum ones would protect nothing.
+            raise ValueError("post-quantum (age1pq1…) recipients cannot be mixed with classic recipients")
         file_key = rand(FILE_KEY_SIZE)
         header = encode_header([r.wrap(file_key, rand) for r in recipients], file_key)
         nonce = rand(PAYLOAD_NONCE_SIZE)
@@ -905,7 +1212,6 @@ class EncryptingWriter:
         size = len(view)
         if not size:
             return 0
-        rest = view
         pending = self._pending
         if pending:
             room = CHUNK_SIZE - len(pending)
@@ -921,12 +1227,15 @@ class EncryptingWriter:
                     pending = bytearray(pending)
                 pending += view[:room]
             self._write_out(self._sealer.seal(pending, False))
-            rest = view[room:]
-        while len(rest) > CHUNK_SIZE:
-            self._write_out(self._sealer.seal(rest[:CHUNK_SIZE], False))
-            rest = rest[CHUNK_SIZE:]
+            view = view[room:]
+        # Everything but the last chunk is sealed now, in batches so that the
+        # output buffer stays small however large the write; the last chunk
+        # waits, since only close() can tell whether it is the final one.
+        sealable = (len(view) - 1) // CHUNK_SIZE * CHUNK_SIZE
+        for start in range(0, sealable, _BATCH_SIZE):
+            self._write_out(self._sealer.seal_full_chunks(view[start : min(start + _BATCH_SIZE, sealable)]))
         # Keeping a reference to an immutable input spares a 64 KiB copy per write.
-        self._pending = data if type(data) is bytes and len(rest) == len(data) else bytes(rest)
+        self._pending = data if type(data) is bytes and not sealable and len(view) == size else bytes(view[sealable:])
         return size
 
     def flush(self) -> None:
@@ -967,8 +1276,13 @@ def encrypting_writer(
 ) -> EncryptingWriter:
     """Start an age file on ``dst``; use as ``with encrypting_writer(...) as w: w.write(...)``.
 
-    ``rand`` supplies the file key, ephemeral keys and payload nonce; tests pass
-    a deterministic one to reproduce known vectors. ``dst`` is not closed.
+    ``rand`` supplies the file key, X25519 ephemeral keys and payload nonce;
+    tests pass a deterministic one to reproduce known vectors (hybrid stanzas
+    take their ephemeral randomness from HPKE itself). ``dst`` is not closed.
+
+    As with any ``io`` stream, ``dst.write`` gets bytes-like objects and must
+    not keep them after returning: large writes hand it views of a buffer
+    that is reused for the next batch of chunks.
     """
     return EncryptingWriter(dst, recipients, armor=armor, rand=rand)
 
@@ -1088,6 +1402,11 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Identity]) -> Decrypti
     :class:`NoIdentityMatchedError` before any plaintext exists; payload
     problems raise :class:`PayloadError` from ``read``. Armor is detected.
     """
+    return DecryptingReader(_open_payload(src, identities))
+
+
+def _open_payload(src: BinaryIO, identities: Sequence[Identity]) -> _StreamOpener:
+    """Verify the header of ``src`` with ``identities``; return an opener positioned at the first chunk."""
     identities = list(identities)
     source = _open_source(src)
     header = parse_header(source)
@@ -1109,7 +1428,7 @@ def decrypting_reader(src: BinaryIO, identities: Sequence[Identity]) -> Decrypti
     nonce = source.read_exact(PAYLOAD_NONCE_SIZE)
     if len(nonce) != PAYLOAD_NONCE_SIZE:
         raise HeaderError("file is truncated: the payload nonce is missing")
-    return DecryptingReader(_StreamOpener(_payload_key(file_key, nonce), source))
+    return _StreamOpener(_payload_key(file_key, nonce), source)
 
 
 def encrypt(
@@ -1146,6 +1465,14 @@ def _replace_on_success(dst_path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
+def _advise_sequential(fd: int) -> None:
+    # A larger readahead window helps big sequential reads; not every file
+    # (pipes, some filesystems) supports the hint, and it is only a hint.
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+
 def encrypt_file(
     src_path: str | os.PathLike,
     dst_path: str | os.PathLike,
@@ -1153,10 +1480,12 @@ def encrypt_file(
     armor: bool = False,
 ) -> None:
     """Encrypt a file with bounded memory; ``dst_path`` appears only when complete."""
-    with open(src_path, "rb") as src, _replace_on_success(dst_path) as out:
+    with open(src_path, "rb", buffering=0) as src, _replace_on_success(dst_path) as out:
+        _advise_sequential(src.fileno())
+        buffer = memoryview(bytearray(_BATCH_SIZE))
         with encrypting_writer(out, recipients, armor=armor) as writer:
-            while piece := src.read(CHUNK_SIZE):
-                writer.write(piece)
+            while read := src.readinto(buffer):
+                writer.write(buffer[:read])
 
 
 def decrypt_file(
@@ -1165,7 +1494,8 @@ def decrypt_file(
     identities: Sequence[Identity],
 ) -> None:
     """Decrypt a file with bounded memory; ``dst_path`` is written only if the whole file verifies."""
-    with open(src_path, "rb") as src, _replace_on_success(dst_path) as out:
-        reader = decrypting_reader(src, identities)
-        while piece := reader.read_chunk():
-            out.write(piece)
+    with open(src_path, "rb", buffering=0) as src, _replace_on_success(dst_path) as out:
+        _advise_sequential(src.fileno())
+        # The temporary file is deleted on any error, so the bulk path may
+        # write blocks before a later chunk fails.
+        _open_payload(src, identities).open_all(out.write, _BATCH_CHUNKS)
