@@ -145,3 +145,40 @@ def test_reject_wins_over_suppress(demo_home, s3_endpoint, bucket, s3):
     assert reason["rule"] == "small-cells" and reason["count"] == 1 and reason["column"] == "travellers"
     assert (demo_home.quarantine / "ZA-DHA" / "traveller_flows" / "flows.csv").read_bytes() == original
     assert any(e["type"] == "quarantined" and e["details"]["reasons"] == ["small-cells"] for e in rt.trail.events())
+
+
+def test_an_agreement_can_require_post_quantum_keys(demo_home, s3_endpoint, bucket, s3):
+    from borderx.crypto import age
+
+    identity, recipient = age.generate_hybrid_identity()
+    _edit_yaml(demo_home.config / "agencies" / "NA-MHAISS.yaml", lambda d: d["age_recipients"].append(
+        {"key": recipient, "valid_from": dt.date(2026, 1, 1)}))
+
+    def require_pq(data):
+        data["recipients"][1]["post_quantum"] = True
+
+    _edit_yaml(demo_home.config / "agreements" / f"{AGREEMENT}.yaml", require_pq)
+    rt = _open(demo_home, s3_endpoint, bucket)
+    run_once(rt, settle_seconds=0)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"deliveries/{AGREEMENT}/NA-MHAISS/")["Contents"]]
+    data_key = next(k for k in keys if k.endswith("data.csv.age"))
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=data_key.replace("data.csv.age", "manifest.json"))["Body"].read())
+    assert manifest["keys"]["recipients"] == [recipient]
+    blob = s3.get_object(Bucket=bucket, Key=data_key)["Body"].read()
+    assert b"-> mlkem768x25519 " in blob.split(b"\n---", 1)[0]
+    plain = age.decrypt(blob, [age.parse_identity(identity)])
+    assert plain.startswith(b'"period"') or plain.startswith(b"period")
+    # The recipient's classic key alone cannot open it.
+    classic = age.parse_identities((demo_home.root / "keys" / "NA-MHAISS" / "age.key").read_text())
+    with pytest.raises(age.NoIdentityMatchedError):
+        age.decrypt(blob, classic)
+
+
+def test_post_quantum_terms_without_a_hybrid_key_are_a_config_problem(demo_home):
+    from borderx.config.loader import check_config
+
+    _edit_yaml(demo_home.config / "agreements" / f"{AGREEMENT}.yaml",
+               lambda d: d["recipients"][1].update(post_quantum=True))
+    problems = [str(p) for p in check_config(demo_home.root)]
+    assert (f"config/agreements/{AGREEMENT}.yaml: recipients.1.agency: NA-MHAISS has no valid post-quantum (age1pq1) "
+            "age key today") in problems

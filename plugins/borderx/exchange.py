@@ -206,7 +206,7 @@ def deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = N
     rt.home.work.mkdir(parents=True, exist_ok=True)
     work = rt.home.work / f"{plan.delivery_id}.csv.age"
     try:
-        recipients = [age.X25519Recipient.parse(k) for k in plan.age_recipients]
+        recipients = [age.parse_recipient(k) for k in plan.age_recipients]
         cut, published_sha256 = _encrypt_minimised(Path(extract.path), work, plan, recipients)
         suppressed = {"rows": cut.suppressed_rows, "count": cut.suppressed_count, "count_column": plan.count_column,
                       "min_cell_size": plan.min_cell_size}

@@ -72,9 +72,10 @@ def decide(config: DeploymentConfig, provider: str, dataset: str, source_sha256:
         for terms in agreement.recipients:
             if terms.agency == provider:
                 continue
-            keys = config.agencies[terms.agency].usable_age_keys(today)
+            keys = config.agencies[terms.agency].usable_age_keys(today, post_quantum=terms.post_quantum)
             if not keys:
-                blocked.append(Blocked(agreement.id, terms.agency, "recipient has no valid, unrevoked age key"))
+                kind = "post-quantum " if terms.post_quantum else ""
+                blocked.append(Blocked(agreement.id, terms.agency, f"recipient has no valid, unrevoked {kind}age key"))
                 continue
             applicable.append(terms)
             plans.append(

@@ -84,12 +84,12 @@ def _load_section(
 def _check_keys(agencies: dict[str, tuple[str, Agency]], problems: list[Problem]) -> None:
     from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
-    from borderx.crypto.age import X25519Recipient
+    from borderx.crypto import age
 
     for shown, agency in agencies.values():
         for i, k in enumerate(agency.age_recipients):
             try:
-                X25519Recipient.parse(k.key)
+                age.parse_recipient(k.key)
             except ValueError as exc:
                 problems.append(Problem(shown, f"age_recipients.{i}.key", str(exc)))
         for i, k in enumerate(agency.signing_keys):
@@ -129,8 +129,9 @@ def _cross_check(
                 if terms.agency in broken:
                     continue
                 problems.append(Problem(shown, f"{where}.agency", f"unknown agency {terms.agency!r}"))
-            elif agr.in_force_on(today) and not agency[1].usable_age_keys(today):
-                problems.append(Problem(shown, f"{where}.agency", f"{terms.agency} has no valid age key today"))
+            elif agr.in_force_on(today) and not agency[1].usable_age_keys(today, post_quantum=terms.post_quantum):
+                kind = "post-quantum (age1pq1) " if terms.post_quantum else ""
+                problems.append(Problem(shown, f"{where}.agency", f"{terms.agency} has no valid {kind}age key today"))
             for j, col in enumerate(terms.columns):
                 missing = [d for d in agr.datasets if d in datasets and col not in datasets[d][1].columns]
                 if missing:

@@ -39,7 +39,14 @@ class _KeyValidity(_Model):
 
 
 class AgeRecipientKey(_KeyValidity):
-    key: str = Field(pattern=r"^age1[02-9ac-hj-np-z]+$", description="age X25519 recipient (age1...)")
+    key: str = Field(
+        pattern=r"^age1(pq1)?[02-9ac-hj-np-z]+$",
+        description="age recipient: X25519 (age1...) or hybrid post-quantum ML-KEM-768+X25519 (age1pq1...)",
+    )
+
+    @property
+    def post_quantum(self) -> bool:
+        return self.key.startswith("age1pq1")
 
 
 class SigningKey(_KeyValidity):
@@ -59,8 +66,18 @@ class Agency(_Model):
     age_recipients: list[AgeRecipientKey] = []
     signing_keys: list[SigningKey] = []
 
-    def usable_age_keys(self, day: dt.date) -> list[AgeRecipientKey]:
-        return [k for k in self.age_recipients if k.usable_on(day)]
+    def usable_age_keys(self, day: dt.date, *, post_quantum: bool = False) -> list[AgeRecipientKey]:
+        """The keys a file for this agency is encrypted to today.
+
+        age does not mix hybrid and classic recipients in one file: post-quantum terms take only the hybrid
+        keys; otherwise the classic keys are used while there are any, so an overlap of old and new keys
+        during a rotation yields files both can open.
+        """
+        usable = [k for k in self.age_recipients if k.usable_on(day)]
+        hybrid = [k for k in usable if k.post_quantum]
+        if post_quantum:
+            return hybrid
+        return [k for k in usable if not k.post_quantum] or hybrid
 
 
 class AgreementStatus(str, Enum):
@@ -75,6 +92,10 @@ class RecipientTerms(_Model):
     columns: list[str] = Field(min_length=1, description="columns this recipient may receive")
     min_cell_size: int = Field(default=1, ge=1)
     small_cells: Literal["reject", "suppress"] = "suppress"
+    post_quantum: bool = Field(
+        default=False,
+        description="encrypt only to the recipient's hybrid ML-KEM-768+X25519 keys (age1pq1...), for data kept for years",
+    )
 
 
 class Agreement(_Model):
