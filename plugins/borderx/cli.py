@@ -87,7 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     _s3_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("audit", help="verify the audit trail")
+    p = sub.add_parser("access", help="bucket and user policies derived from config")
+    access = p.add_subparsers(dest="access_command", metavar="ACTION")
+    ap = access.add_parser("policy", help="write IAM/MinIO user policies and an S3 bucket policy",
+                           description="Writes one identity policy per agency user (borderx-AGENCY) and one for the "
+                           "hub (borderx-hub), usable as IAM user policies or MinIO policies, and bucket-policy.json "
+                           "for AWS S3. Recipients may list and read only deliveries/*/RECIPIENT/...; providers may "
+                           "write only intake/PROVIDER/...; only the hub writes deliveries and audit heads.")
+    _home_arg(ap)
+    ap.add_argument("--bucket", help="bucket (env BORDERX_BUCKET; else settings)")
+    ap.add_argument("--out", metavar="DIR", required=True, help="folder for the policy files")
+    ap.add_argument("--principal-template", default="arn:aws:iam::123456789012:user/{user}",
+                    help="how a user name becomes a principal in the bucket policy (default: %(default)s)")
+    ap.set_defaults(func=cmd_access_policy)
+    p.set_defaults(func=lambda args: _usage(p))
+
+    p = sub.add_parser("audit", help="verify the audit trail, report what was shared")
     audit = p.add_subparsers(dest="audit_command", metavar="ACTION")
     v = audit.add_parser("verify", help="recompute the hash chain and check it against the signed heads in the bucket",
                          description="Recomputes the hash chain of DIR/audit/trail.jsonl, then checks every signed "
@@ -162,6 +177,20 @@ def cmd_demo(args) -> int:
     from borderx.demo import run_demo
 
     return run_demo(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+
+
+def cmd_access_policy(args) -> int:
+    import os
+
+    from borderx.access import write_policies
+    from borderx.config.loader import load_config
+    from borderx.home import Home
+
+    config = load_config(Home.resolve(args.home).root)
+    bucket = args.bucket or os.environ.get("BORDERX_BUCKET") or config.settings.s3.bucket
+    for path in write_policies(config, bucket, Path(args.out), args.principal_template):
+        print(path)
+    return EXIT_OK
 
 
 def cmd_audit_verify(args) -> int:
