@@ -27,6 +27,7 @@ class Target:
     endpoint_url: str | None
     region: str
     multipart_threshold: int
+    server_side_encryption: str | None = None
 
     @classmethod
     def resolve(cls, s3: S3Settings, *, endpoint_url: str | None = None, bucket: str | None = None) -> Target:
@@ -35,6 +36,7 @@ class Target:
             endpoint_url=endpoint_url or os.environ.get(ENDPOINT_ENV) or s3.endpoint_url,
             region=s3.region,
             multipart_threshold=s3.multipart_threshold_mb << 20,
+            server_side_encryption=s3.server_side_encryption,
         )
 
     def client(self):
@@ -73,20 +75,33 @@ def is_published(client, target: Target, location: DeliveryLocation) -> bool:
     return exists(client, target.bucket, location.key(SIGNATURE_FILE))
 
 
+def abort_unfinished_uploads(client, bucket: str, prefix: str) -> int:
+    """Aborts multipart uploads an interrupted attempt left under `prefix`; their parts cost storage forever."""
+    aborted = 0
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            aborted += 1
+    return aborted
+
+
 def publish_delivery(
     client, target: Target, location: DeliveryLocation, data_path: Path, manifest: bytes, signature: bytes
 ) -> list[str]:
-    transfer = TransferConfig(multipart_threshold=target.multipart_threshold, multipart_chunksize=16 << 20)
-    extra = {"ChecksumAlgorithm": "SHA256", "ContentType": "application/octet-stream"}
+    """Uploads data, manifest, signature, in that order; a rerun after a crash overwrites what an earlier
+    attempt left, so the end state is one complete delivery."""
+    transfer = TransferConfig(multipart_threshold=target.multipart_threshold, multipart_chunksize=max(
+        8 << 20, target.multipart_threshold // 4))
+    common = {"ChecksumAlgorithm": "SHA256"}
+    if target.server_side_encryption:
+        common["ServerSideEncryption"] = target.server_side_encryption
     keys = [location.key(DATA_FILE), location.key(MANIFEST_FILE), location.key(SIGNATURE_FILE)]
     try:
-        client.upload_file(str(data_path), target.bucket, keys[0], ExtraArgs=extra, Config=transfer)
-        client.put_object(
-            Bucket=target.bucket, Key=keys[1], Body=manifest, ContentType="application/json", ChecksumAlgorithm="SHA256"
-        )
-        client.put_object(
-            Bucket=target.bucket, Key=keys[2], Body=signature, ContentType="text/plain", ChecksumAlgorithm="SHA256"
-        )
+        abort_unfinished_uploads(client, target.bucket, location.prefix)
+        client.upload_file(str(data_path), target.bucket, keys[0], Config=transfer,
+                           ExtraArgs={**common, "ContentType": "application/octet-stream"})
+        client.put_object(Bucket=target.bucket, Key=keys[1], Body=manifest, ContentType="application/json", **common)
+        client.put_object(Bucket=target.bucket, Key=keys[2], Body=signature, ContentType="text/plain", **common)
     except ClientError as exc:
         raise PublishError(f"s3://{target.bucket}/{location.prefix}: {exc.response['Error'].get('Code')}") from None
     return keys

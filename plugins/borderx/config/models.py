@@ -164,6 +164,9 @@ class S3Settings(_Model):
     endpoint_url: str | None = None
     region: str = "us-east-1"
     multipart_threshold_mb: int = Field(default=64, ge=5)
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="ask the bucket to encrypt objects at rest too (on top of age)"
+    )
 
 
 class IntakeSettings(_Model):
