@@ -33,6 +33,7 @@ class Report:
     quarantines: list[dict]
     blocked: list[dict]
     volume_by_day: dict[str, int]
+    revocations: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,9 +81,14 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
          "rule": e["details"]["rule"]}
         for e in events if e["type"] == "blocked" and wanted({**e["details"], "recipient": e["details"].get("recipient")})
     ]
+    revocations = [
+        {"time": e["time"], "delivery_id": e["details"]["delivery_id"], "agreement": e["details"]["agreement"],
+         "recipient": e["details"]["recipient"], "reason": e["details"]["reason"]}
+        for e in events if e["type"] == "revoked" and wanted({**e["details"], "provider": provider})
+    ]
     return Report(since.isoformat() if since else None, until.isoformat() if until else None,
                   sorted(lines.values(), key=lambda l: (l.agreement, l.provider, l.recipient, l.dataset)),
-                  quarantines, blocked, dict(sorted(volume.items())))
+                  quarantines, blocked, dict(sorted(volume.items())), revocations)
 
 
 COLUMNS = ["agreement", "provider", "recipient", "dataset", "deliveries", "rows", "suppressed_rows", "suppressed_count"]
@@ -101,6 +107,10 @@ def as_table(report: Report) -> str:
         out.append(f"stopped by agreement rules: {len(report.blocked)}")
         for b in report.blocked:
             out.append(f"  {b['time'][:19]}  {b['agreement']} {b['recipient'] or ''}: {b['rule']}")
+    if report.revocations:
+        out.append(f"revoked: {len(report.revocations)}")
+        for r in report.revocations:
+            out.append(f"  {r['time'][:19]}  {r['agreement']} -> {r['recipient']} {r['delivery_id']}: {r['reason']}")
     return "\n".join(out) + "\n"
 
 
@@ -142,6 +152,8 @@ def as_html(report: Report) -> str:
         f"{esc(', '.join(q['reasons']))}</li>" for q in report.quarantines)
     blocked = "".join(f"<li>{esc(b['time'][:19])} {esc(b['agreement'])} {esc(b['recipient'] or '')}: {esc(b['rule'])}</li>"
                       for b in report.blocked)
+    revoked = "".join(f"<li>{esc(r['time'][:19])} {esc(r['agreement'])} &rarr; {esc(r['recipient'])} "
+                      f"{esc(r['delivery_id'])}: {esc(r['reason'])}</li>" for r in report.revocations)
     period = f"{report.period_from or 'the beginning'} to {report.period_to or 'now'}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>borderx audit report</title>
@@ -152,6 +164,7 @@ th{{background:#edf2f7}}</style></head><body>
 <h2>Deliveries by agreement and recipient</h2><table><tr>{head}</tr>{body}</table>
 <h2>Quarantined extracts ({len(report.quarantines)})</h2><ul>{quarantined}</ul>
 <h2>Stopped by agreement rules ({len(report.blocked)})</h2><ul>{blocked}</ul>
+<h2>Revoked deliveries ({len(report.revocations)})</h2><ul>{revoked}</ul>
 </body></html>
 """
 

@@ -87,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     _s3_args(p)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("deliveries", help="list deliveries in the bucket, revoke one")
+    dl = p.add_subparsers(dest="deliveries_command", metavar="ACTION")
+    ls = dl.add_parser("list", help="deliveries with their state (complete, unfinished, revoked)")
+    _home_arg(ls)
+    _s3_args(ls)
+    ls.add_argument("--agreement")
+    ls.add_argument("--recipient")
+    ls.add_argument("--dataset")
+    ls.add_argument("--from", dest="since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    ls.add_argument("--to", dest="until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ls.set_defaults(func=cmd_deliveries_list)
+    rv = dl.add_parser("revoke", help="remove a delivery and leave a signed tombstone in its place",
+                       description="Deletes the delivery's signature (so it stops existing at once), manifest and "
+                       "data, writes tombstone.json and its SSH signature (namespace borderx-tombstone) in the "
+                       "delivery's folder, and records a revoked event in the audit trail.")
+    _home_arg(rv)
+    _s3_args(rv)
+    rv.add_argument("delivery_id", metavar="DELIVERY_ID")
+    rv.add_argument("--reason", required=True, help="why, for the recipient and the auditor")
+    rv.set_defaults(func=cmd_deliveries_revoke)
+    p.set_defaults(func=lambda args: _usage(p))
+
     p = sub.add_parser("access", help="bucket and user policies derived from config")
     access = p.add_subparsers(dest="access_command", metavar="ACTION")
     ap = access.add_parser("policy", help="write IAM/MinIO user policies and an S3 bucket policy",
@@ -177,6 +200,46 @@ def cmd_demo(args) -> int:
     from borderx.demo import run_demo
 
     return run_demo(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+
+
+def cmd_deliveries_list(args) -> int:
+    import json
+
+    from borderx.deliveries import list_deliveries
+    from borderx.exchange import Runtime
+
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    found = list_deliveries(rt.s3, rt.target.bucket, agreement=args.agreement, recipient=args.recipient,
+                            dataset=args.dataset, since=args.since, until=args.until)
+    if args.format == "json":
+        print(json.dumps([d.to_dict() for d in found], indent=2))
+        return EXIT_OK
+    for d in found:
+        print(f"{d.date}  {d.state:<10}  {d.agreement:<14} {d.recipient:<10} {d.dataset:<16} {d.delivery_id}  {d.size} B")
+    print(f"{len(found)} delivery(ies) in s3://{rt.target.bucket}/deliveries/", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_deliveries_revoke(args) -> int:
+    from borderx.deliveries import find, revoke
+    from borderx.exchange import Runtime
+
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    delivery = find(rt.s3, rt.target.bucket, args.delivery_id)
+    if delivery.state == "revoked":
+        print(f"{args.delivery_id} was already revoked", file=sys.stderr)
+        return EXIT_OK
+    tombstone = revoke(rt.s3, rt.target.bucket, delivery, reason=args.reason, signing_key=rt.signing_key,
+                       hub_fingerprint=rt.hub_fingerprint, now=rt.clock())
+    rt.trail.append("revoked", delivery_id=delivery.delivery_id, agreement=delivery.agreement,
+                    recipient=delivery.recipient, dataset=delivery.dataset, reason=args.reason,
+                    tombstone=delivery.prefix + "tombstone.json")
+    from borderx.exchange import close_segment
+
+    close_segment(rt)
+    print(f"revoked {delivery.delivery_id}: s3://{rt.target.bucket}/{delivery.prefix}tombstone.json "
+          f"({tombstone['revoked_at']})")
+    return EXIT_OK
 
 
 def cmd_access_policy(args) -> int:
