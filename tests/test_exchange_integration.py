@@ -126,6 +126,8 @@ def test_rejected_extracts_are_quarantined_byte_for_byte_with_reports(runtime, s
         assert report["reasons"], report
         for reason in report["reasons"]:
             assert reason["rule"] in text
+        page = kept.with_name(name + ".validation.html")
+        assert report["data_docs"] == page.name and "<html" in page.read_text().lower()
     resent = json.loads(next(home.quarantine.rglob("*resent.csv.report.json")).read_text())
     failed = {(r["rule"], r["column"]) for r in resent["reasons"]}
     assert ("expect_column_values_to_be_in_set", "direction") in failed
@@ -178,6 +180,8 @@ def test_audit_trail_records_every_step_and_verifies(runtime):
     run_once(runtime, settle_seconds=0)
     count, broken = runtime.trail.verify()
     assert broken is None and count > 0
+    validated = [e for e in runtime.trail.events() if e["type"] == "validated" and e["details"]["success"]]
+    assert validated and all(Path(e["details"]["data_docs"]).is_file() for e in validated)
     types = [e["type"] for e in runtime.trail.events()]
     for step in ("received", "validated", "quarantined", "minimised", "suppressed", "encrypted", "signed",
                  "published", "archived"):

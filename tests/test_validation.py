@@ -1,19 +1,24 @@
+import hashlib
 import json
 import logging
+import re
 import socket
 from pathlib import Path
 
 import pytest
 
+from borderx import validation
 from borderx.validation import (
     FailedExpectation,
     SuiteError,
     ValidationOutcome,
     load_suite,
+    render_data_docs,
     validate_extract,
 )
 
 SUITE = Path(__file__).resolve().parents[1] / "expectations" / "traveller_flows.json"
+GOODS_SUITE = SUITE.with_name("goods_crossings.json")
 
 HEADER = [
     "period",
@@ -60,8 +65,8 @@ def write_csv(path: Path, data: list[dict], header: list[str] = HEADER, bom: boo
     return path
 
 
-def validate(path: Path) -> ValidationOutcome:
-    return validate_extract(path, SUITE)
+def validate(path: Path, **kwargs) -> ValidationOutcome:
+    return validate_extract(path, SUITE, **kwargs)
 
 
 def only_failure(outcome: ValidationOutcome) -> FailedExpectation:
@@ -177,6 +182,7 @@ def test_bad_enum_value(tmp_path):
     assert failure.unexpected_percent == pytest.approx(20.0)
     assert failure.rule == "values must be one of ENTRY, EXIT"
     assert failure.observed is None
+    assert failure.gate is False
 
 
 @pytest.mark.parametrize(
@@ -236,6 +242,7 @@ def test_missing_column(tmp_path):
         ("expect_column_values_to_not_be_null", "nationality"),
         ("expect_column_values_to_match_regex", "nationality"),
         ("expect_compound_columns_to_be_unique", KEY_COLUMNS),
+        ("expect_column_values_to_not_contain_identifiers", "nationality"),
     }
     for failure in outcome.failures[1:]:
         assert failure.observed == "not evaluated: column missing from file"
@@ -467,9 +474,11 @@ def test_no_data_value_leaks(tmp_path, make, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "leak.csv"
     make(path)
-    outcome = validate(path)
+    outcome = validate(path, data_docs_dir=tmp_path / "docs")
     assert not outcome.success
     assert outcome.failures or outcome.error
+    if outcome.data_docs:
+        assert SECRET not in Path(outcome.data_docs).read_text(encoding="utf-8")
     assert SECRET not in json.dumps(outcome.to_dict())
     assert SECRET not in str(outcome)
     assert SECRET not in repr(outcome)
@@ -483,3 +492,288 @@ def test_secret_row_is_still_located(tmp_path):
     failure = only_failure(outcome)
     assert failure.column == "nationality"
     assert failure.rows == [2]
+
+
+# ------------------------------------------------------------------------------------------
+# Compatibility of the result types
+
+
+def test_result_types_keep_their_positional_constructors():
+    failure = FailedExpectation("expect_x", "col", "rule", 1, 50.0, [2], None)
+    assert failure.gate is False
+    outcome = ValidationOutcome("suite", False, {}, [failure], 2, None)
+    assert outcome.data_docs is None
+    data = outcome.to_dict()
+    assert data["failures"][0]["gate"] is False
+    assert data["data_docs"] is None
+
+
+# ------------------------------------------------------------------------------------------
+# Data Docs
+
+
+def _assert_standalone_page(html: str) -> None:
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    # Styles and scripts come from CDNs or are inline; nothing beside the page is needed.
+    for tag, attr in (("link", "href"), ("script", "src")):
+        for match in re.finditer(rf"<{tag}\b[^>]*\b{attr}=\"([^\"]+)\"", html):
+            if tag == "link" and "stylesheet" not in match.group(0):
+                continue
+            assert match.group(1).startswith("https://"), match.group(0)
+
+
+def test_data_docs_page_is_written_when_asked(tmp_path):
+    docs = tmp_path / "docs" / "nested"
+    outcome = validate(write_csv(tmp_path / "ok.csv", rows(6)), data_docs_dir=docs)
+    assert outcome.success
+    page = Path(outcome.data_docs)
+    assert page == docs / "ok.csv.validation.html"
+    assert outcome.to_dict()["data_docs"] == str(page)
+    assert [p.name for p in docs.iterdir()] == [page.name]
+    html = page.read_text(encoding="utf-8")
+    _assert_standalone_page(html)
+    assert "traveller_flows" in html
+    assert "ok.csv" in html
+
+
+def test_data_docs_page_shows_failures_without_values(tmp_path):
+    data = rows(5, r2={"direction": SECRET}, r4={"nationality": f"{SECRET}@example.org"})
+    outcome = validate(write_csv(tmp_path / "bad.csv", data), data_docs_dir=tmp_path)
+    assert not outcome.success
+    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert SECRET not in html
+    assert "ENTRY" in html  # the rule's value set comes from the suite, not the data
+    assert "Unsuccessful Expectations" in html
+    assert "must not contain" in html
+
+
+def test_no_page_unless_asked(tmp_path):
+    outcome = validate(write_csv(tmp_path / "ok.csv", rows(2)))
+    assert outcome.data_docs is None
+    assert list(tmp_path.iterdir()) == [tmp_path / "ok.csv"]
+
+
+def test_unreadable_file_gets_no_page(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    outcome = validate(path, data_docs_dir=tmp_path / "docs")
+    assert outcome.error
+    assert outcome.data_docs is None
+    assert not (tmp_path / "docs").exists()
+
+
+def test_data_docs_hold_no_values_whatever_the_result_format(tmp_path, monkeypatch):
+    # A result that carries every value GX can put in one: the page is still value-free.
+    monkeypatch.setattr(
+        validation,
+        "RESULT_FORMAT",
+        {"result_format": "COMPLETE", "include_unexpected_rows": True},
+    )
+    data = rows(4, r1={"sex": SECRET}, r3={"nationality": SECRET, "age_band": SECRET})
+    data[3] = dict(data[0])
+    outcome = validate(write_csv(tmp_path / "complete.csv", data), data_docs_dir=tmp_path)
+    assert not outcome.success
+    assert SECRET not in Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert SECRET not in json.dumps(outcome.to_dict())
+
+
+def test_headerless_file_page_shows_no_first_row(tmp_path):
+    path = write_csv(tmp_path / "nohead.csv", rows(3, r1={"border_point": SECRET}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
+    outcome = validate(path, data_docs_dir=tmp_path / "docs")
+    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert SECRET not in html
+    assert "[unrecognised column 2]" in html
+
+
+def test_render_data_docs_from_a_gx_result(tmp_path, monkeypatch):
+    results = []
+    run = validation._run_gx
+
+    def keep(df, suite):
+        results.append(run(df, suite))
+        return results[-1]
+
+    monkeypatch.setattr(validation, "_run_gx", keep)
+    validate(write_csv(tmp_path / "x.csv", rows(3, r2={"sex": SECRET})))
+    page = render_data_docs(results[0], tmp_path / "out")
+    assert page == tmp_path / "out" / "traveller_flows.validation.html"
+    html = page.read_text(encoding="utf-8")
+    _assert_standalone_page(html)
+    assert SECRET not in html
+    # The caller's result is left as GX returned it.
+    assert results[0].meta.get("active_batch_definition") is not None
+
+
+def test_page_failure_does_not_fail_the_validation(tmp_path, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(validation, "render_data_docs", broken)
+    outcome = validate(write_csv(tmp_path / "ok.csv", rows(2)), data_docs_dir=tmp_path / "docs")
+    assert outcome.success
+    assert outcome.data_docs is None
+    assert "Data Docs page not written (RuntimeError)" in caplog.text
+    assert SECRET not in caplog.text
+
+
+# ------------------------------------------------------------------------------------------
+# goods_crossings
+
+GOODS_HEADER = [
+    "declaration_ref",
+    "lodged_date",
+    "customs_office",
+    "procedure",
+    "hs_code",
+    "origin_country",
+    "destination_country",
+    "transport_mode",
+    "gross_mass_kg",
+    "statistical_value",
+    "currency",
+]
+TRANSPORT_MODES = [
+    "SEA", "RAIL", "ROAD", "AIR", "POST", "FIXED_INSTALLATION", "INLAND_WATERWAY", "OWN_PROPULSION",
+]
+
+
+REGEX = "expect_column_values_to_match_regex"
+IN_SET = "expect_column_values_to_be_in_set"
+
+
+def good_goods_row(i: int = 0) -> dict:
+    return {
+        "declaration_ref": hashlib.blake2b(f"decl/{i}".encode(), digest_size=16).hexdigest(),
+        "lodged_date": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}",
+        "customs_office": ["ZA-BEI", "ZA-LEB", "BW-MART", "NA-WVB01"][i % 4],
+        "procedure": ["IMPORT", "EXPORT", "TRANSIT"][i % 3],
+        "hs_code": ["870323", "100630", "271019", "000000"][i % 4],
+        "origin_country": ["ZA", "CN", "DE"][i % 3],
+        "destination_country": ["BW", "NA", "ZA"][i % 3],
+        "transport_mode": TRANSPORT_MODES[i % len(TRANSPORT_MODES)],
+        "gross_mass_kg": ["12", "0.5", "1234.125", "40000.1"][i % 4],
+        "statistical_value": ["100", "2500.5", "1999999.99", "0"][i % 4],
+        "currency": ["ZAR", "BWP", "USD"][i % 3],
+    }
+
+
+def goods_rows(n: int, **changes_by_row) -> list[dict]:
+    out = [good_goods_row(i) for i in range(n)]
+    for key, changes in changes_by_row.items():
+        out[int(key[1:]) - 1].update(changes)
+    return out
+
+
+def validate_goods(path: Path, **kwargs) -> ValidationOutcome:
+    return validate_extract(path, GOODS_SUITE, **kwargs)
+
+
+def write_goods(path: Path, data: list[dict], header: list[str] = GOODS_HEADER) -> Path:
+    return write_csv(path, data, header=header)
+
+
+def test_goods_suite_file_is_gx_serialisation():
+    suite = load_suite(GOODS_SUITE)
+    assert suite.name == "goods_crossings"
+    assert suite.meta["schema_version"] == "1"
+    assert suite.to_json_dict() == json.loads(GOODS_SUITE.read_text(encoding="utf-8"))
+
+
+def test_goods_valid_file_passes(tmp_path):
+    outcome = validate_goods(write_goods(tmp_path / "ok.csv", goods_rows(40)))
+    assert outcome.success, outcome.failures
+    assert outcome.rows == 40
+    assert outcome.suite == "goods_crossings"
+    assert outcome.statistics["success_percent"] == 100.0
+
+
+@pytest.mark.parametrize(
+    "column, bad, expectation",
+    [
+        ("declaration_ref", "ABCDEF0123456789ABCDEF0123456789", REGEX),
+        ("declaration_ref", "abcdef0123456789abcdef012345678", REGEX),
+        ("lodged_date", "2023-02-29", REGEX),
+        ("lodged_date", "2024-04-31", REGEX),
+        ("lodged_date", "05/01/2024", REGEX),
+        ("customs_office", "ZABEI", REGEX),
+        ("customs_office", "za-bei", REGEX),
+        ("procedure", "REEXPORT", IN_SET),
+        ("hs_code", "8703", REGEX),
+        ("hs_code", "8703.23", REGEX),
+        ("origin_country", "ZAF", REGEX),
+        ("destination_country", "bw", REGEX),
+        ("transport_mode", "TRUCK", IN_SET),
+        ("gross_mass_kg", "1.2345", REGEX),
+        ("gross_mass_kg", "-3", REGEX),
+        ("statistical_value", "10.005", REGEX),
+        ("statistical_value", "1,000.00", REGEX),
+        ("currency", "RAND", REGEX),
+        ("currency", "zar", REGEX),
+    ],
+)
+def test_goods_rule_broken_alone(tmp_path, column, bad, expectation):
+    path = tmp_path / "bad.csv"
+    data = goods_rows(5, r3={column: bad})
+    if "," in bad:
+        path.write_text(
+            ",".join(GOODS_HEADER) + "\n"
+            + "\n".join(
+                ",".join(f'"{r[c]}"' if c == column else r[c] for c in GOODS_HEADER) for r in data
+            ) + "\n",
+            encoding="utf-8",
+        )
+    else:
+        write_goods(path, data)
+    failure = only_failure(validate_goods(path))
+    assert failure.expectation == expectation
+    assert failure.column == column
+    assert failure.rows == [3]
+    assert failure.gate is False
+
+
+@pytest.mark.parametrize("column", GOODS_HEADER)
+def test_goods_empty_cell(tmp_path, column):
+    path = write_goods(tmp_path / "e.csv", goods_rows(4, r2={column: ""}))
+    failure = only_failure(validate_goods(path))
+    assert failure.expectation == "expect_column_values_to_not_be_null"
+    assert failure.column == column
+    assert failure.rows == [2]
+
+
+def test_goods_duplicate_declaration_ref(tmp_path):
+    data = goods_rows(5)
+    data[4]["declaration_ref"] = data[1]["declaration_ref"]
+    failure = only_failure(validate_goods(write_goods(tmp_path / "dup.csv", data)))
+    assert failure.expectation == "expect_column_values_to_be_unique"
+    assert failure.column == "declaration_ref"
+    assert failure.rows == [2, 5]
+
+
+def test_goods_columns_out_of_order(tmp_path):
+    header = GOODS_HEADER.copy()
+    header[5], header[6] = header[6], header[5]
+    path = write_goods(tmp_path / "o.csv", goods_rows(3), header=header)
+    failure = only_failure(validate_goods(path))
+    assert failure.expectation == "expect_table_columns_to_match_ordered_list"
+    assert failure.observed == ", ".join(header)
+
+
+def test_goods_missing_column(tmp_path):
+    header = [c for c in GOODS_HEADER if c != "currency"]
+    outcome = validate_goods(write_goods(tmp_path / "m.csv", goods_rows(3), header=header))
+    assert outcome.failures[0].expectation == "expect_table_columns_to_match_ordered_list"
+    assert {(f.expectation, f.column) for f in outcome.failures[1:]} == {
+        ("expect_column_values_to_not_be_null", "currency"),
+        ("expect_column_values_to_match_regex", "currency"),
+        ("expect_column_values_to_not_contain_identifiers", "currency"),
+    }
+
+
+def test_goods_header_only(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text(",".join(GOODS_HEADER) + "\n", encoding="utf-8")
+    failure = only_failure(validate_goods(path))
+    assert failure.expectation == "expect_table_row_count_to_be_between"
+    assert failure.observed == "0"

@@ -149,7 +149,8 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
         return received
     extract = Extract.from_dict(received["extract"])
     path = Path(extract.path)
-    outcome = validate_extract(path, rt.config.suite_path(extract.dataset))
+    docs_dir = rt.home.datadocs / extract.agency / extract.dataset / extract.sha256[:12]
+    outcome = validate_extract(path, rt.config.suite_path(extract.dataset), data_docs_dir=docs_dir)
     reasons: list[Reason] = []
     if outcome.error:
         reasons.append(Reason("unreadable", outcome.error))
@@ -159,7 +160,7 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
         for f in outcome.failures
     ]
     validation = {"suite": outcome.suite, "success": outcome.success, "statistics": outcome.statistics, "rows": outcome.rows}
-    rt.trail.append("validated", actor=actor, **_extract_fields(extract), **validation)
+    rt.trail.append("validated", actor=actor, **_extract_fields(extract), **validation, data_docs=outcome.data_docs)
     decision = decide(rt.config, extract.agency, extract.dataset, extract.sha256, rt.clock().date())
     for b in decision.blocked:
         rt.trail.append(

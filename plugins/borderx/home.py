@@ -38,6 +38,11 @@ class Home:
         return self.root / "audit"
 
     @property
+    def datadocs(self) -> Path:
+        """Great Expectations Data Docs pages of accepted extracts' validations (rejected ones sit in quarantine)."""
+        return self.root / "datadocs"
+
+    @property
     def state(self) -> Path:
         """Hub bookkeeping (the ledger of seen extracts)."""
         return self.root / "state"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -75,8 +76,17 @@ def quarantine(
     except OSError:
         shutil.copy2(source, target)
         os.unlink(source)
+    docs = Path(validation["data_docs"]) if validation and validation.get("data_docs") else None
+    docs_page = None
+    if docs is not None and docs.exists():
+        docs_page = target.with_name(target.name + ".validation.html")
+        os.replace(docs, docs_page)
+        with contextlib.suppress(OSError):
+            docs.parent.rmdir()
+        validation = {**validation, "data_docs": str(docs_page)}
     report = {
         "file": target.name,
+        "data_docs": docs_page.name if docs_page else None,
         "original_name": source.name,
         "agency": agency,
         "dataset": dataset,
@@ -110,6 +120,8 @@ def render_text(report: dict[str, Any]) -> str:
         elif r["count"]:
             where.append(f"{r['count']} rows")
         lines.append(f"  {i}. [{r['rule']}] {r['message']}" + (f" ({'; '.join(where)})" if where else ""))
+    if report.get("data_docs"):
+        lines += ["", f"The Great Expectations validation of this file: {report['data_docs']} (open it in a browser)."]
     lines += ["", "What to do:"]
     for hint in dict.fromkeys(_hint(r) for r in report["reasons"]):
         lines.append(f"  - {hint}")

@@ -1,13 +1,18 @@
 """Validate a CSV extract against a Great Expectations suite.
 
-Everything this module returns or raises is built from the suite, the file name, counts and row
-numbers. Cell values never leave it: they would end up in quarantine reports, logs and
-tracebacks, and extract data must never appear in any of those.
+Everything this module returns, raises or writes is built from the suite, the file name, counts
+and row numbers. Cell values never leave it: they would end up in quarantine reports, logs,
+tracebacks and Data Docs pages, and extract data must never appear in any of those.
+
+Suites may use the anonymisation gate's expectations (borderx.gate); GX registers those when
+the module is imported, which happens before any suite is loaded.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -32,6 +37,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # pandas can quote cell values.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
+log = logging.getLogger(__name__)
+
 MAX_ROWS_REPORTED = 20
 
 # SUMMARY yields partial_unexpected_index_list (row positions, capped at partial_unexpected_count)
@@ -45,6 +52,10 @@ RESULT_FORMAT: dict[str, Any] = {
     "include_unexpected_rows": False,
     "return_unexpected_index_query": False,
 }
+
+# The meta marker the suites put on the anonymisation gate's expectations.
+GATE_META_KEY = "gate"
+GATE_META_VALUE = "anonymisation"
 
 _STATISTICS_KEYS = (
     "evaluated_expectations",
@@ -63,6 +74,9 @@ class FailedExpectation:
     unexpected_percent: float | None
     rows: list[int]
     observed: str | None = None
+    # Set for expectations the suite marks meta {"gate": "anonymisation"}; last and defaulted so
+    # that positional construction keeps working.
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ class ValidationOutcome:
     failures: list[FailedExpectation]
     rows: int
     error: str | None = None
+    # Path of the Data Docs page written for this validation, when one was asked for.
+    data_docs: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +98,7 @@ class ValidationOutcome:
             "failures": [asdict(f) for f in self.failures],
             "rows": self.rows,
             "error": self.error,
+            "data_docs": self.data_docs,
         }
 
 
@@ -273,6 +290,9 @@ def _gx():
     if _gx_module is None:
         import great_expectations
 
+        # Registers the gate's expectations, without which suites using them do not load.
+        import borderx.gate  # noqa: F401
+
         _gx_module = great_expectations
     return _gx_module
 
@@ -313,7 +333,13 @@ def _run_gx(df: "pandas.DataFrame", suite) -> Any:
             context.data_sources.delete(source_name)
 
 
-def validate_extract(csv_path: Path, suite_path: Path) -> ValidationOutcome:
+def validate_extract(
+    csv_path: Path, suite_path: Path, *, data_docs_dir: Path | None = None
+) -> ValidationOutcome:
+    """Validate one extract; with data_docs_dir, also write the run's Data Docs page there.
+
+    A file that cannot be read as CSV gets no page: GX never ran on it.
+    """
     suite = load_suite(suite_path)
     try:
         df = _read_extract(csv_path)
@@ -352,18 +378,171 @@ def validate_extract(csv_path: Path, suite_path: Path) -> ValidationOutcome:
         kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
         position = order.get(_expectation_key(config.type, kwargs), len(order))
         failure = _failure(
-            config.type, kwargs, config.description, evr, known_columns, present_columns
+            config.type,
+            kwargs,
+            config.description,
+            evr,
+            known_columns,
+            present_columns,
+            gate=_is_gate(config.meta),
         )
         failures.append((position, failure))
     failures.sort(key=lambda item: item[0])
+    rows = len(df)
+    del df
+
+    data_docs: str | None = None
+    if data_docs_dir is not None:
+        try:
+            page = render_data_docs(
+                result, data_docs_dir, name=Path(csv_path).name, known_columns=known_columns
+            )
+            data_docs = str(page)
+        except Exception as exc:
+            # The page is a convenience beside the verdict; failing to write it must not turn
+            # into a failed validation, and the exception text may quote data.
+            log.warning(
+                "%s: Data Docs page not written (%s)", Path(csv_path).name, type(exc).__name__
+            )
 
     return ValidationOutcome(
         suite=suite.name,
         success=bool(result.success),
         statistics=_statistics(result.statistics),
         failures=[f for _, f in failures],
-        rows=len(df),
+        rows=rows,
+        data_docs=data_docs,
     )
+
+
+def _is_gate(meta: Any) -> bool:
+    return isinstance(meta, dict) and meta.get(GATE_META_KEY) == GATE_META_VALUE
+
+
+# --------------------------------------------------------------------------------------------
+# Data Docs
+
+_SAFE_RESULT_NUMBERS = (
+    "element_count",
+    "missing_count",
+    "missing_percent",
+    "unexpected_count",
+    "unexpected_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
+
+
+def render_data_docs(
+    result: Any,
+    out_dir: Path,
+    *,
+    name: str | None = None,
+    known_columns: set[str] | None = None,
+) -> Path:
+    """Write the GX Data Docs page of one validation result into out_dir; return its path.
+
+    result is the ExpectationSuiteValidationResult GX returned. The page is rendered by GX's
+    ValidationResultsPageRenderer and DefaultJinjaPageView from a copy of it that keeps only
+    counts, percentages, row positions and column names the suite itself uses, whatever result
+    format produced it. The page is one HTML file: styles are inlined, scripts and fonts come
+    from CDNs. It is named "<name>.validation.html", name defaulting to the suite's.
+    """
+    _gx()
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    if known_columns is None:
+        known_columns = _columns_named_in_results(result)
+    safe = _value_free_copy(result, known_columns, name or result.suite_name)
+
+    document = ValidationResultsPageRenderer().render(safe)
+    html = DefaultJinjaPageView().render(document, show_how_to_buttons=False)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name or result.suite_name) or "validation"
+    page = out_dir / f"{stem}.validation.html"
+    partial = page.with_name(f".{page.name}.{uuid.uuid4().hex}.part")
+    try:
+        partial.write_text(html, encoding="utf-8")
+        os.replace(partial, page)
+    finally:
+        partial.unlink(missing_ok=True)
+    return page
+
+
+def _columns_named_in_results(result: Any) -> set[str]:
+    names: set[str] = set()
+    for evr in result.results:
+        kwargs = evr.expectation_config.kwargs
+        names.update(_domain_columns(kwargs))
+    return names
+
+
+def _value_free_copy(result: Any, known_columns: set[str], run_name: str) -> Any:
+    """A deep copy of a GX suite result reduced to what a report may show."""
+    from great_expectations import __version__ as gx_version
+
+    safe = copy.deepcopy(result)
+    for evr in safe.results:
+        evr.result = _value_free_result(evr.expectation_config.type, evr.result, known_columns)
+        raised = _raised_exception(evr.exception_info)
+        # GX's exception messages and tracebacks can quote the offending cells.
+        evr.exception_info = {
+            "raised_exception": raised,
+            "exception_message": "not evaluated: error while evaluating" if raised else None,
+            # GX's page renders the traceback as text when an exception was raised.
+            "exception_traceback": "(withheld: it can quote the data)" if raised else None,
+        }
+    # The batch meta names a throwaway data source and fingerprints the data; what the page
+    # needs from it is which file and when.
+    safe.meta = {
+        "great_expectations_version": gx_version,
+        "run_id": {
+            "run_name": run_name,
+            "run_time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        },
+        "batch_spec": {"data_asset_name": run_name},
+    }
+    return safe
+
+
+def _value_free_result(expectation_type: str, result: Any, known_columns: set[str]) -> dict:
+    if not isinstance(result, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in _SAFE_RESULT_NUMBERS:
+        value = result.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+    indices = result.get("partial_unexpected_index_list")
+    if isinstance(indices, list):
+        out["partial_unexpected_index_list"] = [
+            i for i in indices if isinstance(i, int) and not isinstance(i, bool)
+        ]
+
+    observed = result.get("observed_value")
+    if isinstance(observed, (int, float)) and not isinstance(observed, bool):
+        out["observed_value"] = observed
+    elif isinstance(observed, (list, tuple)):
+        if expectation_type in _gate_types():
+            # The gate's own observed names are vocabulary or positions by construction.
+            out["observed_value"] = [str(o) for o in observed]
+        elif expectation_type.startswith("expect_table_column"):
+            out["observed_value"] = [
+                name if isinstance(name, str) and name in known_columns
+                else f"[unrecognised column {i}]"
+                for i, name in enumerate(observed, start=1)
+            ]
+    # Anything else (a min, a max, a most common value, details) may be a cell value.
+    return out
+
+
+def _gate_types() -> frozenset[str]:
+    from borderx.gate import GATE_EXPECTATION_TYPES
+
+    return GATE_EXPECTATION_TYPES
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,6 +591,7 @@ def _failure(
     evr: Any,
     known_columns: set[str],
     present_columns: set[str],
+    gate: bool = False,
 ) -> FailedExpectation:
     columns = _domain_columns(kwargs)
     result = evr.result or {}
@@ -423,6 +603,9 @@ def _failure(
             observed = "not evaluated: column missing from file"
         else:
             observed = "not evaluated: error while evaluating"
+    elif expectation_type in _gate_types() and isinstance(result.get("observed_value"), list):
+        # The gate's own observed names are vocabulary or positions by construction.
+        observed = ", ".join(str(o) for o in result["observed_value"]) or None
     elif expectation_type.startswith("expect_table_"):
         observed = _observed_table_value(result.get("observed_value"), known_columns)
 
@@ -441,6 +624,7 @@ def _failure(
         unexpected_percent=_as_float(result.get("unexpected_percent")),
         rows=rows,
         observed=observed,
+        gate=gate,
     )
 
 
@@ -496,6 +680,15 @@ def _rule(expectation_type: str, kwargs: dict) -> str:
         rule = f"row count must be {kwargs.get('value')}"
     elif expectation_type == "expect_column_values_to_be_between":
         rule = "values must be " + _range(kwargs.get("min_value"), kwargs.get("max_value"))
+    elif expectation_type == "expect_table_columns_to_not_be_identifiers":
+        rule = "anonymisation gate: no column may be named like a direct identifier"
+    elif expectation_type == "expect_column_values_to_not_contain_identifiers":
+        from borderx.gate import KIND_LABELS
+
+        kinds = [KIND_LABELS.get(k, str(k)) for k in kwargs.get("kinds") or []]
+        rule = "anonymisation gate: values must not contain " + (
+            ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
+        )
     else:
         shown = {k: v for k, v in kwargs.items() if k not in ("column", "column_list", "mostly")}
         details = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))

@@ -1,0 +1,23 @@
+"""The exceptions raised when an age file fails to decrypt."""
+
+from __future__ import annotations
+
+
+class AgeError(Exception):
+    """Base class for every way an age file can fail to decrypt."""
+
+
+class HeaderError(AgeError):
+    """The header is malformed, uses an unsupported version, or its MAC is wrong."""
+
+
+class NoIdentityMatchedError(AgeError):
+    """The header is well formed but none of the identities unwraps the file key."""
+
+
+class PayloadError(AgeError):
+    """A payload chunk is corrupt, truncated, misplaced, or followed by extra data."""
+
+
+class ArmorError(AgeError):
+    """The ASCII armor around the file is malformed."""
