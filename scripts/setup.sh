@@ -10,6 +10,7 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2
     sudo_cmd=""
@@ -26,5 +27,6 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    rm -rf plugins/borderx.egg-info  # a build leftover; Airflow would see the plugin entry point twice
     echo "$want" > "$stamp"
 fi
