@@ -30,6 +30,8 @@ examples:
   borderx check --home /srv/borderx      check config/ and expectations/
   borderx run --once --home /srv/borderx process what waits in the intake folders
   borderx keys generate ZA-DHA --out keys/ZA-DHA
+  borderx keys list --home /srv/borderx  every agency key with its status
+  borderx fetch --recipient NA-MHAISS --identity age.key --hub-key allowed_signers --out inbox
   borderx audit verify --home /srv/borderx
   borderx audit report --from 2026-11-01 --to 2026-11-30 --format html --out report.html
 """
@@ -42,6 +44,27 @@ def _home_arg(parser: argparse.ArgumentParser) -> None:
 def _s3_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--s3-endpoint", metavar="URL", help="S3 endpoint (env BORDERX_S3_ENDPOINT_URL; else settings)")
     parser.add_argument("--bucket", help="bucket (env BORDERX_BUCKET; else settings)")
+
+
+def _recipient_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub-key", metavar="FILE",
+                        help="the hub's key: an allowed_signers file or a .pub line (default: the home's settings)")
+    _home_arg(parser)
+    _s3_args(parser)
+
+
+def _wrap(text: str) -> str:
+    # These commands keep their examples as written, so their description is wrapped here instead.
+    import textwrap
+
+    return textwrap.fill(text, 100)
+
+
+def _days(value: str) -> int:
+    days = int(value)
+    if days < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return days
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _home_arg(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("keys", help="generate key pairs for an agency or the hub")
+    p = sub.add_parser("keys", help="generate, list and rotate agency keys")
     keys = p.add_subparsers(dest="keys_command", metavar="ACTION")
     g = keys.add_parser("generate", help="write an age identity and an SSH ed25519 key pair",
                         description="Writes DIR/age.key (age-keygen format) and DIR/ssh_ed25519(.pub), owner-only, "
@@ -66,7 +89,92 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("agency", metavar="AGENCY", help="agency id (or 'hub'), used as the key comment")
     g.add_argument("--out", metavar="DIR", required=True, help="folder for the key files (created 0700)")
     g.set_defaults(func=cmd_keys_generate)
+    kl = keys.add_parser("list", help="every agency's age and ssh keys with their validity and status",
+                         description=_wrap("Prints one row per key in config/agencies/: kind (age, age-pq, ssh), the key "
+                         "(age recipients shortened, ssh keys as fingerprints), valid from / to, the revoked flag "
+                         "and a status: current, expiring (ends within 30 days), not yet valid, expired, revoked. "
+                         "Works even when `borderx check` fails because keys ran out."),
+                         epilog="example:\n  borderx keys list --home /srv/borderx",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _home_arg(kl)
+    kl.set_defaults(func=cmd_keys_list)
+    kr = keys.add_parser("rotate", help="new keys for an agency, its current keys ending after an overlap",
+                         description=_wrap("Generates a new age identity and ssh ed25519 key pair into DIR (as `keys "
+                         "generate`), adds their public parts to config/agencies/AGENCY.yaml valid from today, and "
+                         "sets valid_to = today + overlap on the agency's currently valid keys (hybrid post-quantum "
+                         "age keys are left as they are). During the overlap deliveries are encrypted to the old and "
+                         "the new age key, so the agency can switch identities without missing one. The YAML is "
+                         "rewritten: field order and the header comment stay, other comments are dropped."),
+                         epilog="example:\n  borderx keys rotate NA-MHAISS --out keys/NA-MHAISS-2027 --overlap-days 30\n"
+                         "  then hand DIR's private files to the agency and run `borderx check`",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    _home_arg(kr)
+    kr.add_argument("agency", metavar="AGENCY", help="agency id, as in config/agencies/")
+    kr.add_argument("--out", metavar="DIR", required=True, help="folder for the new private key files (created 0700)")
+    kr.add_argument("--overlap-days", type=_days, default=30, metavar="N",
+                    help="days the current keys stay valid beside the new ones (default: %(default)s)")
+    kr.set_defaults(func=cmd_keys_rotate)
     p.set_defaults(func=lambda args: _usage(p))
+
+    p = sub.add_parser("fetch", help="download, verify and decrypt a recipient's deliveries",
+                       description=_wrap("Lists the recipient's deliveries in the bucket (deliveries/*/RECIPIENT/...), "
+                       "skips those already in DIR, and for each other one: downloads it into a private folder "
+                       "inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
+                       "recipient, agreement, dataset and delivery id where it was found, that data.csv.age has "
+                       "the manifest's SHA-256, decrypts it with the identity and checks the row count. Only then "
+                       "DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/ appears, holding data.csv (0600), "
+                       "manifest.json and its signature. A refused delivery leaves nothing in DIR and is reported "
+                       "with the check it failed: signature, manifest-mismatch, data-hash, decrypt or row-count. "
+                       "Exit 1 if any was refused."),
+                       epilog="examples:\n"
+                       "  borderx fetch --recipient NA-MHAISS --identity ~/keys/age.key --hub-key allowed_signers \\\n"
+                       "      --out inbox --s3-endpoint https://s3.example.org --bucket borderx\n"
+                       "  borderx fetch --recipient NA-MHAISS --identity age.key --out inbox --agreement DSA-2026-001 "
+                       "--since 2026-11-01\n\n"
+                       "The hub key comes from --hub-key (an allowed_signers file, as for ssh-keygen -Y verify, or "
+                       "the hub's .pub), else from the home's config/settings.yaml.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipient", required=True, metavar="ID", help="your agency id, e.g. NA-MHAISS")
+    p.add_argument("--identity", required=True, metavar="FILE", help="your age identity file (age-keygen format)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where fetched deliveries go (created 0700)")
+    p.add_argument("--agreement", metavar="ID", help="only this agreement's deliveries")
+    p.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only deliveries of that day or later")
+    _recipient_args(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("verify", help="check one delivery's signature, manifest and data hash, without decrypting",
+                       description=_wrap("Checks one delivery, in the bucket or in a local folder holding data.csv.age, "
+                       "manifest.json and manifest.json.sig: the hub's signature, the manifest against the "
+                       "delivery's path (when the path has the bucket layout) and against --recipient, and the "
+                       "SHA-256 and size of data.csv.age. Nothing is decrypted; no identity is needed. "
+                       "Exit 1 naming the check that failed."),
+                       epilog="examples:\n"
+                       "  borderx verify s3://borderx/deliveries/DSA-2026-001/NA-MHAISS/traveller_flows/2026/11/28/ID/ "
+                       "--hub-key allowed_signers\n"
+                       "  borderx verify demo-home/bucket/deliveries/DSA-2026-001/NA-MHAISS/traveller_flows/2026/11/28/ID "
+                       "--hub-key demo-home/keys/allowed_signers",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("delivery", metavar="PREFIX_OR_DIR", help="s3://BUCKET/deliveries/.../DELIVERY_ID/ or a local folder")
+    p.add_argument("--recipient", metavar="ID", help="also require the manifest to name this recipient")
+    _recipient_args(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("decrypt", help="verify one delivery, then decrypt it to a file",
+                       description=_wrap("Verifies one delivery as `borderx verify` does, decrypts data.csv.age with the "
+                       "identity and checks the row count against the manifest; FILE (0600) appears only when all "
+                       "of that succeeded. Given a data.csv.age inside a delivery folder, the folder is verified. "
+                       "With --no-verify and an .age file, only decrypts (like age -d)."),
+                       epilog="examples:\n"
+                       "  borderx decrypt inbox-raw/ID --identity age.key --hub-key allowed_signers --out flows.csv\n"
+                       "  borderx decrypt some.csv.age --no-verify --identity age.key --out some.csv",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("delivery", metavar="DIR_OR_FILE", help="a delivery folder, s3://... prefix, or (with --no-verify) an .age file")
+    p.add_argument("--identity", required=True, metavar="FILE", help="age identity file (age-keygen format)")
+    p.add_argument("--out", required=True, metavar="FILE", help="plaintext CSV to write (0600, replaced only on success)")
+    p.add_argument("--no-verify", action="store_true", help="decrypt an .age file without any signature or hash check")
+    p.add_argument("--recipient", metavar="ID", help="also require the manifest to name this recipient")
+    _recipient_args(p)
+    p.set_defaults(func=cmd_decrypt)
 
     p = sub.add_parser("run", help="process what waits in the intake folders",
                        description="Processes every complete file waiting in the intake folders with the same "
@@ -183,6 +291,96 @@ def cmd_keys_generate(args) -> int:
     print(f"# wrote {keys.age_identity_path} and {keys.ssh_private_path} (private: keep them off the hub's disk)")
     print(f"# public parts for config/agencies/{args.agency}.yaml:")
     print(keys.config_snippet(dt.date.today()), end="")
+    return EXIT_OK
+
+
+def cmd_keys_list(args) -> int:
+    from borderx.home import Home
+    from borderx.keys import format_key_table, list_keys
+
+    print(format_key_table(list_keys(Home.resolve(args.home).root)), end="")
+    return EXIT_OK
+
+
+def cmd_keys_rotate(args) -> int:
+    from borderx.home import Home
+    from borderx.keys import rotate_keys
+
+    rotation = rotate_keys(Home.resolve(args.home).root, args.agency, Path(args.out), overlap_days=args.overlap_days)
+    print(f"# wrote {rotation.keys.age_identity_path} and {rotation.keys.ssh_private_path} "
+          f"(private: hand them to {args.agency}, keep them off the hub's disk)")
+    print(rotation.describe(), end="")
+    return EXIT_OK
+
+
+def _recipient_usage(func):
+    """Inputs a recipient command cannot use (identity, hub key, prefix) are wrong usage: exit 2."""
+    import functools
+
+    @functools.wraps(func)
+    def run(args) -> int:
+        from borderx.recipient import RecipientUsageError
+
+        try:
+            return func(args)
+        except RecipientUsageError as exc:
+            print(f"borderx: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return run
+
+
+@_recipient_usage
+def cmd_fetch(args) -> int:
+    from borderx import recipient as rc
+    from borderx.home import Home
+
+    home = Home.resolve(args.home)
+    keys, identities = rc.hub_keys(args.hub_key, home), rc.load_identities(args.identity)
+    target = rc.resolve_target(home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    with rc.cleanup_on_terminate():
+        report = rc.fetch(target.client(), target.bucket, args.recipient, identities, keys, Path(args.out),
+                          agreement=args.agreement, since=args.since, progress=rc.Progress(sys.stderr),
+                          on_outcome=rc.print_outcome)
+    rc.print_summary(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+@_recipient_usage
+def cmd_verify(args) -> int:
+    from borderx import recipient as rc
+    from borderx.home import Home
+
+    home = Home.resolve(args.home)
+    keys = rc.hub_keys(args.hub_key, home)
+    target = rc.resolve_target(home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    source = rc.resolve_source(args.delivery, target.bucket)
+    try:
+        verified = rc.verify_source(source, keys, s3=target.client(), recipient=args.recipient)
+    except rc.DeliveryRefused as exc:
+        print(f"REFUSED  {source}: {exc}")
+        return EXIT_FAILED
+    print(f"ok  {rc.describe(verified)}")
+    return EXIT_OK
+
+
+@_recipient_usage
+def cmd_decrypt(args) -> int:
+    from borderx import recipient as rc
+    from borderx.home import Home
+
+    home = Home.resolve(args.home)
+    identities = rc.load_identities(args.identity)
+    target = rc.resolve_target(home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    source = rc.resolve_source(args.delivery, target.bucket, verify=not args.no_verify)
+    keys = None if args.no_verify else rc.hub_keys(args.hub_key, home)
+    try:
+        rows, verified = rc.decrypt_source(source, identities, Path(args.out), keys=keys, s3=target.client(),
+                                           recipient=args.recipient, progress=rc.Progress(sys.stderr))
+    except rc.DeliveryRefused as exc:
+        print(f"REFUSED  {source}: {exc}")
+        return EXIT_FAILED
+    print(f"decrypted {args.out}" + (f"  ({rc.describe(verified)})" if verified else "  (not verified)"))
     return EXIT_OK
 
 

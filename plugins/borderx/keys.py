@@ -92,3 +92,179 @@ def _from_airflow_connection(conn_id: str) -> tuple[bytes, str]:
     if not secret:
         raise KeyMaterialError(f"hub signing key: Airflow connection {conn_id!r} has no password or extra.private_key")
     return secret.encode(), f"Airflow connection {conn_id!r}"
+
+
+# -- lifecycle: listing keys with their status, rotating an agency's keys --------------------------
+
+EXPIRING_WITHIN_DAYS = 30
+CURRENT, EXPIRING, NOT_YET_VALID, EXPIRED, REVOKED = "current", "expiring", "not yet valid", "expired", "revoked"
+
+
+def key_status(key, today: dt.date) -> str:
+    """current, expiring (valid, ending within 30 days), not yet valid, expired or revoked."""
+    if key.revoked:
+        return REVOKED
+    if key.valid_from and today < key.valid_from:
+        return NOT_YET_VALID
+    if key.valid_to and today > key.valid_to:
+        return EXPIRED
+    if key.valid_to and (key.valid_to - today).days <= EXPIRING_WITHIN_DAYS:
+        return EXPIRING
+    return CURRENT
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    agency: str
+    kind: str  # age, age-pq, ssh
+    key: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    revoked: bool
+    status: str
+    days_left: int | None
+
+    @property
+    def short(self) -> str:
+        """The age recipient abbreviated, or the ssh key's fingerprint: enough to tell keys apart in a table."""
+        if self.kind == "ssh":
+            return sshsig.fingerprint(self.key)
+        return f"{self.key[:12]}…{self.key[-6:]}"
+
+
+def load_agencies(home: Path) -> dict:
+    """config/agencies/*.yaml checked one by one, without the cross-checks of a full load.
+
+    Listing keys must work exactly when the full check fails because keys ran out.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from borderx.config.loader import Problem
+    from borderx.config.models import Agency
+    from borderx.errors import ConfigError
+
+    agencies, problems = {}, []
+    folder = Path(home) / "config" / "agencies"
+    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
+        shown = str(path.relative_to(home))
+        try:
+            agency = Agency.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except ValidationError as exc:
+            problems += [Problem(shown, ".".join(map(str, e["loc"])) or "-", e["msg"]) for e in exc.errors()]
+            continue
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(Problem(shown, "-", f"cannot be read: {exc.__class__.__name__}"))
+            continue
+        agencies[agency.id] = (path, agency)
+    if problems:
+        raise ConfigError(problems)
+    return agencies
+
+
+def list_keys(home: Path, today: dt.date | None = None) -> list[KeyRow]:
+    today = today or dt.date.today()
+    rows = []
+    for agency_id, (_, agency) in sorted(load_agencies(home).items()):
+        keys = [("age-pq" if k.post_quantum else "age", k) for k in agency.age_recipients]
+        keys += [("ssh", k) for k in agency.signing_keys]
+        for kind, k in keys:
+            days = (k.valid_to - today).days if k.valid_to else None
+            rows.append(KeyRow(agency_id, kind, k.key, k.valid_from, k.valid_to, k.revoked, key_status(k, today), days))
+    return rows
+
+
+def format_key_table(rows: list[KeyRow]) -> str:
+    header = ("AGENCY", "KIND", "KEY", "VALID FROM", "VALID TO", "REVOKED", "STATUS")
+    table = [header] + [
+        (r.agency, r.kind, r.short, str(r.valid_from or "-"), str(r.valid_to or "-"), "yes" if r.revoked else "no",
+         r.status + (f" ({r.days_left} days left)" if r.status == EXPIRING else ""))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in table)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    agency: str
+    file: Path
+    keys: GeneratedKeys
+    valid_from: dt.date
+    ended: list[tuple[str, str, dt.date | None, dt.date]]  # kind, key, valid_to before, valid_to now
+    comments_dropped: bool
+
+    def describe(self) -> str:
+        lines = [f"{self.file}:"]
+        lines.append(f"  added age key {self.keys.age_recipient} valid from {self.valid_from}")
+        lines.append(f"  added ssh key {sshsig.fingerprint(self.keys.ssh_public_key)} valid from {self.valid_from}")
+        for kind, key, before, after in self.ended:
+            shown = sshsig.fingerprint(key) if kind == "ssh" else key
+            lines.append(f"  {kind} key {shown}: valid_to {before or '(none)'} -> {after}")
+        if not self.ended:
+            lines.append("  no current key needed an earlier end date")
+        if self.comments_dropped:
+            lines.append("  note: comments inside the file were not kept (PyYAML drops them); the header comment was")
+        return "\n".join(lines) + "\n"
+
+
+def _leading_comments(text: str) -> tuple[str, bool]:
+    lines = text.splitlines(keepends=True)
+    n = 0
+    while n < len(lines) and lines[n].lstrip().startswith("#"):
+        n += 1
+    rest = lines[n:]
+    # A '#' that starts a line or follows a blank is a comment to YAML; inside a quoted value it is a
+    # false alarm, which only costs a needless note.
+    dropped = any(line.lstrip().startswith("#") or " #" in line for line in rest)
+    return "".join(lines[:n]), dropped
+
+
+def rotate_keys(home: Path, agency_id: str, out_dir: Path, *, overlap_days: int = 30,
+                today: dt.date | None = None) -> Rotation:
+    """Generates new keys for an agency, adds them valid from today, and ends its current keys after the overlap.
+
+    Only classic age keys and ssh keys are ended: the new age key is classic, so hybrid post-quantum
+    keys keep their dates. During the overlap both old and new age keys are usable, and the exchange
+    encrypts to every usable key, so either identity opens what is published meanwhile.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from borderx.config.models import Agency
+    from borderx.errors import ConfigError
+
+    if overlap_days < 0:
+        raise ValueError("overlap_days must be 0 or more")
+    today = today or dt.date.today()
+    agencies = load_agencies(home)
+    if agency_id not in agencies:
+        known = ", ".join(sorted(agencies)) or "none"
+        raise KeyMaterialError(f"no agency {agency_id} in {Path(home) / 'config' / 'agencies'} (known: {known})")
+    path, agency = agencies[agency_id]
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    header, dropped = _leading_comments(text)
+    end = today + dt.timedelta(days=overlap_days)
+    ended = []
+    for field, kind, replaced in (("age_recipients", "age", lambda k: not k.post_quantum),
+                                  ("signing_keys", "ssh", lambda k: True)):
+        for entry, key in zip(data.get(field) or [], getattr(agency, field)):
+            if key.usable_on(today) and replaced(key) and not (key.valid_to and key.valid_to <= end):
+                entry["valid_to"] = end
+                ended.append((kind, key.key, key.valid_to, end))
+    generated = generate_keys(agency_id, Path(out_dir))
+    data.setdefault("age_recipients", []).append({"key": generated.age_recipient, "valid_from": today})
+    data.setdefault("signing_keys", []).append({"key": generated.ssh_public_key, "valid_from": today})
+    try:
+        Agency.model_validate(data)
+    except ValidationError as exc:
+        from borderx.config.loader import Problem
+
+        raise ConfigError([Problem(str(path), ".".join(map(str, e["loc"])) or "-", e["msg"]) for e in exc.errors()]) from None
+    body = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    os.replace(tmp, path)
+    return Rotation(agency_id, path, generated, today, ended, dropped)
