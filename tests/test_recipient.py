@@ -458,3 +458,23 @@ def test_a_terminated_fetch_still_cleans_up(published, tmp_path, monkeypatch):
     assert exited.value.code == 128 + signal.SIGTERM
     assert _files(tmp_path) == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_fetch_reports_a_revoked_delivery_with_the_hubs_signed_reason(published, s3, tmp_path, capsys):
+    rt, bucket = published, published.target.bucket
+    out = tmp_path / "inbox"
+    assert main(_args(rt, bucket, "NA-MHAISS", out)) == 0
+    capsys.readouterr()
+    prefix = _prefixes(s3, bucket, "NA-MHAISS")[0]
+    delivery_id = prefix.rstrip("/").rsplit("/", 1)[1]
+    assert main(["deliveries", "revoke", delivery_id, "--reason", "sent under the wrong agreement",
+                 "--home", str(rt.home.root), "--s3-endpoint", rt.target.endpoint_url, "--bucket", bucket]) == 0
+    capsys.readouterr()
+    assert main(_args(rt, bucket, "NA-MHAISS", out)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [revoked] = [line for line in lines if line.startswith("REVOKED")]
+    assert delivery_id in revoked and "sent under the wrong agreement" in revoked and "a copy fetched earlier" in revoked
+    # A tombstone nobody signed is refused, not believed.
+    s3.put_object(Bucket=bucket, Key=prefix + "tombstone.json", Body=b'{"reason": "forged"}')
+    assert main(_args(rt, bucket, "NA-MHAISS", out)) == 1
+    assert "tombstone.json is not signed by the hub" in capsys.readouterr().out

@@ -32,6 +32,7 @@ from borderx.config.models import SLUG, S3Settings, Settings
 from borderx.crypto import age, sshsig
 from borderx.errors import BorderxError, ConfigError
 from borderx.home import Home
+from borderx.deliveries import TOMBSTONE_FILE, read_tombstone
 from borderx.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, SIGNATURE_FILE, DeliveryLocation
 from borderx.publish import Target
 
@@ -207,7 +208,19 @@ def _bucket_error(bucket: str, exc: Exception) -> RecipientError:
 
 def list_deliveries(s3, bucket: str, recipient: str, *, agreement: str | None = None,
                     since: dt.date | None = None) -> list[DeliveryLocation]:
-    """The recipient's complete deliveries (those with a signature), oldest first.
+    """The recipient's complete deliveries (those with a signature), oldest first."""
+    return _scan(s3, bucket, recipient, agreement=agreement, since=since)[0]
+
+
+def list_revoked(s3, bucket: str, recipient: str, *, agreement: str | None = None,
+                 since: dt.date | None = None) -> list[DeliveryLocation]:
+    """The recipient's deliveries that the hub revoked (a tombstone stands in their place)."""
+    return _scan(s3, bucket, recipient, agreement=agreement, since=since)[1]
+
+
+def _scan(s3, bucket: str, recipient: str, *, agreement: str | None = None,
+          since: dt.date | None = None) -> tuple[list[DeliveryLocation], list[DeliveryLocation]]:
+    """Signed and revoked deliveries of the recipient.
 
     Agreements are found as common prefixes first, because a recipient may list deliveries/ only with
     a delimiter, and its own deliveries/AGREEMENT/RECIPIENT/ prefixes.
@@ -225,19 +238,24 @@ def list_deliveries(s3, bucket: str, recipient: str, *, agreement: str | None = 
                     if _SAFE.fullmatch(name):
                         agreements.append(name)
         found: dict[str, DeliveryLocation] = {}
+        revoked: dict[str, DeliveryLocation] = {}
         for name in agreements:
             for page in paginator.paginate(Bucket=bucket, Prefix=f"deliveries/{name}/{recipient}/"):
                 for obj in page.get("Contents", []):
                     prefix, _, file = obj["Key"].rpartition("/")
-                    if file != SIGNATURE_FILE:
+                    if file not in (SIGNATURE_FILE, TOMBSTONE_FILE):
                         continue
                     location = parse_location(prefix)
                     if location is None or (since and dt.date.fromisoformat(location.date) < since):
                         continue
-                    found[location.prefix] = location
+                    (found if file == SIGNATURE_FILE else revoked)[location.prefix] = location
     except (ClientError, BotoCoreError) as exc:
         raise _bucket_error(bucket, exc) from None
-    return sorted(found.values(), key=lambda loc: (loc.date, loc.agreement, loc.dataset, loc.delivery_id))
+
+    def order(loc: DeliveryLocation):
+        return (loc.date, loc.agreement, loc.dataset, loc.delivery_id)
+
+    return sorted(found.values(), key=order), sorted(revoked.values(), key=order)
 
 
 def local_folder(out_dir: Path, location: DeliveryLocation) -> Path:
@@ -446,7 +464,7 @@ class _Quiet(Progress):
 @dataclass
 class Outcome:
     location: DeliveryLocation
-    status: str  # fetched, skipped (already in DIR), failed
+    status: str  # fetched, skipped (already in DIR), failed, revoked (the hub withdrew it)
     folder: Path | None = None
     check: str | None = None
     reason: str = ""
@@ -477,6 +495,10 @@ class FetchReport:
     @property
     def failed(self) -> list[Outcome]:
         return self._with("failed")
+
+    @property
+    def revoked(self) -> list[Outcome]:
+        return self._with("revoked")
 
     @property
     def ok(self) -> bool:
@@ -634,7 +656,11 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     out_dir = Path(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     report = FetchReport()
-    locations = list_deliveries(s3, bucket, recipient, agreement=agreement, since=since)
+    locations, revoked = _scan(s3, bucket, recipient, agreement=agreement, since=since)
+    for loc in revoked:
+        report.outcomes.append(_revocation(s3, bucket, loc, keys, out_dir))
+        if on_outcome:
+            on_outcome(report.outcomes[-1])
     pending = [loc for loc in locations if not local_folder(out_dir, loc).exists()]
     for loc in locations:
         if loc not in pending:
@@ -649,16 +675,35 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     return report
 
 
+def _revocation(s3, bucket: str, loc: DeliveryLocation, keys: Sequence[str], out_dir: Path) -> Outcome:
+    """A revoked delivery, reported with the hub's signed reason; an unsigned tombstone is refused."""
+    held = local_folder(out_dir, loc)
+    for key in keys:
+        try:
+            tombstone = read_tombstone(s3, bucket, loc.prefix, key)
+        except sshsig.SignatureError:
+            continue
+        except _BUCKET_ERRORS as exc:
+            return Outcome(loc, "failed", check=DOWNLOAD, reason=f"tombstone: {exc.__class__.__name__}")
+        copy = f"; a copy fetched earlier is at {held}" if held.exists() else ""
+        return Outcome(loc, "revoked", folder=held if held.exists() else None,
+                       reason=f"revoked {tombstone['revoked_at']}: {tombstone['reason']}{copy}")
+    return Outcome(loc, "failed", check=SIGNATURE, reason="tombstone.json is not signed by the hub")
+
+
 def print_outcome(outcome: Outcome, out: TextIO | None = None) -> None:
     out = out or sys.stdout
-    if outcome.status == "fetched":
+    if outcome.status == "revoked":
+        print(f"REVOKED  {outcome.label}: {outcome.reason}", file=out, flush=True)
+    elif outcome.status == "fetched":
         print(f"fetched  {outcome.folder}  ({outcome.rows} rows)", file=out, flush=True)
     elif outcome.status == "failed":
         print(f"REFUSED  {outcome.label}: {outcome.check}: {outcome.reason}", file=out, flush=True)
 
 
 def print_summary(report: FetchReport, err: TextIO | None = None) -> None:
-    print(f"{len(report.fetched)} fetched, {len(report.skipped)} already there, {len(report.failed)} refused",
+    print(f"{len(report.fetched)} fetched, {len(report.skipped)} already there, {len(report.failed)} refused, "
+          f"{len(report.revoked)} revoked",
           file=err or sys.stderr)
 
 
