@@ -21,9 +21,11 @@ class FaultProxy:
 
     FAULTS = ("500", "throttle", "503", "reset")
 
-    def __init__(self, upstream: str, every: int = 3):
+    def __init__(self, upstream: str, every: int = 3, fail_after: int | None = None):
+        """With `fail_after`, the endpoint answers 503 to every request after that many: it went away."""
         self.upstream = urlparse(upstream)
         self.every = every
+        self.fail_after = fail_after
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
         self._count = itertools.count(1)
@@ -42,7 +44,10 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     n = next(proxy._count)
-                    fault = next(proxy._faults) if n % proxy.every == 0 else None
+                    if proxy.fail_after is not None:
+                        fault = "503" if n > proxy.fail_after else None
+                    else:
+                        fault = next(proxy._faults) if n % proxy.every == 0 else None
                     if fault:
                         proxy.injected[fault] += 1
                     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from borderx.config.models import S3Settings
 from borderx.errors import PublishError
@@ -55,7 +55,10 @@ def ensure_bucket(client, bucket: str) -> bool:
         return False
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise PublishError(f"bucket {bucket}: {exc.response['Error'].get('Code')}") from None
+            raise PublishError(f"bucket {bucket}: {exc.response['Error'].get('Code')}") from exc
+    except BotoCoreError as exc:
+        # Raised from the original so retry logic can still tell a passing outage from a refusal.
+        raise PublishError(f"bucket {bucket} at {client.meta.endpoint_url}: {exc.__class__.__name__}") from exc
     client.create_bucket(Bucket=bucket)
     return True
 
