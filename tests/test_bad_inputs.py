@@ -61,6 +61,8 @@ def clean_home(demo_home):
 
 
 def _published_sources(s3, bucket):
+    if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        return set()
     return {json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())["source"]["name"]
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="deliveries/")
             for o in page.get("Contents", []) if o["Key"].endswith("manifest.json")}

@@ -452,7 +452,7 @@ def test_a_terminated_fetch_still_cleans_up(published, tmp_path, monkeypatch):
         assert list(tmp_path.glob(".borderx-fetch-*/delivery/data.csv"))
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(rc, "decrypt_checked", terminated)
+    monkeypatch.setattr(rc.staging, "decrypt_checked", terminated)  # where fetching looks it up
     with pytest.raises(SystemExit) as exited:
         main(_args(rt, bucket, "BW-BURS", tmp_path))
     assert exited.value.code == 128 + signal.SIGTERM

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import logging
+import multiprocessing
 import re
 import socket
 from pathlib import Path
@@ -777,3 +778,348 @@ def test_goods_header_only(tmp_path):
     failure = only_failure(validate_goods(path))
     assert failure.expectation == "expect_table_row_count_to_be_between"
     assert failure.observed == "0"
+
+
+# ------------------------------------------------------------------------------------------
+# Files read in blocks: every block is its own GX batch, results are the whole file's
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few rows each, so that small files span many GX batches."""
+    monkeypatch.setattr(validation, "CHUNK_BYTES", 256)
+    return 256
+
+
+@pytest.fixture
+def gx_frames(monkeypatch):
+    """The frames GX is given, with the row count of each (the facts frame is told apart by type)."""
+    seen = []
+    run = validation._run_gx
+
+    def record(df, suite):
+        holds_data = len(df.columns) and str(df.dtypes.iloc[0]) != "null[pyarrow]"
+        seen.append((len(df), bool(holds_data)))
+        return run(df, suite)
+
+    monkeypatch.setattr(validation, "_run_gx", record)
+    return seen
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Two worker processes even for tiny files; returns the pools started."""
+    monkeypatch.setattr(validation, "WORKERS", 2)
+    monkeypatch.setattr(validation, "PARALLEL_MIN_BYTES", 0)
+    started = []
+    start = validation._start_workers
+
+    def recording_start(size):
+        started.append(start(size))
+        return started[-1]
+
+    monkeypatch.setattr(validation, "_start_workers", recording_start)
+    return started
+
+
+def comparable(outcome: ValidationOutcome) -> dict:
+    data = outcome.to_dict()
+    data.pop("data_docs")
+    return data
+
+
+def custom_suite(tmp_path: Path, *extra: dict, name: str = "custom") -> Path:
+    """The traveller_flows suite plus extra expectations."""
+    data = json.loads(SUITE.read_text(encoding="utf-8"))
+    data["name"] = name
+    data["expectations"] += list(extra)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def several_problems(n: int = 60) -> list[dict]:
+    data = rows(
+        n,
+        r2={"direction": "IN"},
+        r9={"period": "2024-02-30", "nationality": ""},
+        r31={"travellers": "-1"},
+        r44={"age_band": "1980-01-31"},
+        r58={"sex": "Q"},
+    )
+    data[49] = dict(data[0], travellers="5")
+    data[n - 1] = dict(data[11])
+    return data
+
+
+def test_gx_batches_hold_a_block_not_the_file(tmp_path, small_blocks, gx_frames):
+    outcome = validate(write_csv(tmp_path / "ok.csv", rows(60)))
+    assert outcome.success, outcome.failures
+    assert outcome.rows == 60
+    data_batches = [n for n, holds_data in gx_frames if holds_data]
+    assert len(data_batches) >= 10
+    assert max(data_batches) <= 8
+    assert sum(data_batches) == 60
+    # The table expectations ran once, on the whole file's row count, without its data.
+    assert [n for n, holds_data in gx_frames if not holds_data] == [60]
+
+
+def test_row_numbers_count_from_the_start_of_the_file(tmp_path, small_blocks, gx_frames):
+    data = rows(60, r2={"direction": "IN"}, r23={"direction": "UP"}, r57={"direction": "X"})
+    failure = only_failure(validate(write_csv(tmp_path / "rows.csv", data)))
+    assert failure.expectation == "expect_column_values_to_be_in_set"
+    assert failure.rows == [2, 23, 57]
+    assert failure.unexpected_count == 3
+    assert failure.unexpected_percent == pytest.approx(5.0)
+    assert len(gx_frames) > 3
+
+
+def test_first_twenty_rows_of_the_file_across_blocks(tmp_path, small_blocks):
+    data = rows(60)
+    for row in data[15:]:
+        row["sex"] = "Q"
+    failure = only_failure(validate(write_csv(tmp_path / "many.csv", data)))
+    assert failure.unexpected_count == 45
+    assert failure.rows == list(range(16, 36))
+    assert failure.unexpected_percent == pytest.approx(75.0)
+
+
+def test_empty_cells_percent_is_over_the_whole_file(tmp_path, small_blocks):
+    data = rows(40, r3={"sex": ""}, r38={"sex": ""})
+    failure = only_failure(validate(write_csv(tmp_path / "nulls.csv", data)))
+    assert failure.expectation == "expect_column_values_to_not_be_null"
+    assert failure.rows == [3, 38]
+    assert failure.unexpected_percent == pytest.approx(5.0)
+
+
+def test_duplicate_keys_in_different_blocks(tmp_path, small_blocks, gx_frames):
+    data = rows(60)
+    data[49] = dict(data[0], travellers="999")
+    failure = only_failure(validate(write_csv(tmp_path / "dup.csv", data)))
+    assert failure.expectation == "expect_compound_columns_to_be_unique"
+    assert failure.column == KEY_COLUMNS
+    assert failure.rows == [1, 50]
+    assert failure.unexpected_count == 2
+    assert failure.unexpected_percent == pytest.approx(2 / 60 * 100)
+    # Rows 1 and 50 were never in one GX batch.
+    assert max(n for n, holds_data in gx_frames if holds_data) < 49
+
+
+def test_several_duplicate_groups_across_blocks(tmp_path, small_blocks):
+    data = rows(60)
+    data[30] = dict(data[2])
+    data[59] = dict(data[2])
+    data[45] = dict(data[44])
+    failure = only_failure(validate(write_csv(tmp_path / "dups.csv", data)))
+    assert failure.rows == [3, 31, 45, 46, 60]
+    assert failure.unexpected_count == 5
+
+
+def test_duplicate_declaration_refs_in_different_blocks(tmp_path, small_blocks):
+    data = goods_rows(40)
+    data[38]["declaration_ref"] = data[1]["declaration_ref"]
+    failure = only_failure(validate_goods(write_goods(tmp_path / "dup.csv", data)))
+    assert failure.expectation == "expect_column_values_to_be_unique"
+    assert failure.column == "declaration_ref"
+    assert failure.rows == [2, 39]
+    assert failure.unexpected_count == 2
+
+
+def test_keys_spilled_to_disk_find_the_same_duplicates_and_are_removed(
+    tmp_path, small_blocks, monkeypatch
+):
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(validation.tempfile, "tempdir", str(spill))
+    made = []
+    mkdtemp = validation.tempfile.mkdtemp
+
+    def recording_mkdtemp(*args, **kwargs):
+        made.append(mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(validation.tempfile, "mkdtemp", recording_mkdtemp)
+    path = write_csv(tmp_path / "dup.csv", several_problems())
+    in_memory = validate(path)
+    monkeypatch.setattr(validation, "SPILL_RECORDS", 4)
+    spilled = validate(path)
+    assert made, "the keys never spilled"
+    assert comparable(spilled) == comparable(in_memory)
+    assert list(spill.iterdir()) == []
+
+
+def test_rows_whose_key_is_all_empty_are_not_duplicates(tmp_path, small_blocks):
+    data = rows(30)
+    blank = {c: "" for c in HEADER[:-1]}
+    data[3] = dict(data[3], **blank)
+    data[27] = dict(data[27], **blank)
+    outcome = validate(write_csv(tmp_path / "blank.csv", data))
+    assert not outcome.success
+    assert "expect_compound_columns_to_be_unique" not in {f.expectation for f in outcome.failures}
+    nulls = [f for f in outcome.failures if f.expectation == "expect_column_values_to_not_be_null"]
+    assert {f.column for f in nulls} == set(HEADER[:-1])
+    assert all(f.rows == [4, 28] for f in nulls)
+
+
+def test_bad_row_in_the_last_block(tmp_path, small_blocks):
+    path = write_csv(tmp_path / "ragged.csv", rows(60))
+    with path.open("a", encoding="utf-8") as f:
+        f.write("2024-01-01,ZA-BEI,ENTRY,ZAF,0-17,F,ROAD,VISITOR,3,extra\n")
+    assert_unreadable(
+        validate(path), path, "line 62", "data row 61", "10 fields", "header has 9"
+    )
+
+
+def test_short_row_in_a_middle_block(tmp_path, small_blocks):
+    path = write_csv(tmp_path / "short.csv", rows(60))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[33] = lines[33].rsplit(",", 1)[0]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert_unreadable(validate(path), path, "line 34", "data row 33", "8 fields")
+
+
+def test_invalid_utf8_in_a_later_block(tmp_path, small_blocks):
+    path = write_csv(tmp_path / "latin1.csv", rows(60))
+    raw = path.read_bytes()
+    offset = raw.index(b"VISITOR", 2500)
+    path.write_bytes(raw[:offset] + b"VISIT\xc9" + raw[offset + 6 :])
+    line = raw.count(b"\n", 0, offset) + 1
+    assert line > 40
+    assert_unreadable(validate(path), path, "not valid UTF-8", f"byte {offset + 5}", f"line {line}")
+
+
+def test_utf8_error_is_reported_before_a_ragged_row(tmp_path, small_blocks):
+    # A whole-file read checks the encoding first; streaming must not report the ragged row
+    # it meets earlier instead.
+    path = write_csv(tmp_path / "both.csv", rows(60))
+    lines = path.read_bytes().split(b"\n")
+    lines[3] += b",extra"
+    lines[50] = lines[50].replace(b"ZAF", b"Z\xffF")
+    path.write_bytes(b"\n".join(lines))
+    assert_unreadable(validate(path), path, "not valid UTF-8", "line 51")
+
+
+def test_multibyte_character_across_a_block_boundary_is_read(tmp_path, small_blocks):
+    data = rows(60)
+    for row in data:
+        row["border_point"] = "ZA-BÉI"
+    outcome = validate(write_csv(tmp_path / "accents.csv", data))
+    failure = only_failure(outcome)
+    assert failure.column == "border_point"
+    assert failure.unexpected_count == 60
+    assert outcome.error is None
+
+
+def test_quoted_line_break_across_blocks(tmp_path, monkeypatch):
+    data = rows(60)
+    path = tmp_path / "quoted.csv"
+    lines = [",".join(HEADER)] + [",".join(r[c] for c in HEADER) for r in data]
+    lines[40] = lines[40].replace(",ZAF,", ',"Z\nAF",')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outcomes = []
+    for size in (130, 256, 1000, 32 << 20):
+        monkeypatch.setattr(validation, "CHUNK_BYTES", size)
+        outcomes.append(comparable(validate(path)))
+    assert all(o == outcomes[0] for o in outcomes)
+    assert outcomes[0]["failures"][0]["rows"] == [40]
+
+
+@pytest.mark.parametrize("size", [200, 333, 1000, 32 << 20])
+def test_outcome_does_not_depend_on_the_block_size(tmp_path, monkeypatch, size):
+    path = write_csv(tmp_path / "multi.csv", several_problems())
+    whole = comparable(validate(path))
+    monkeypatch.setattr(validation, "CHUNK_BYTES", size)
+    assert comparable(validate(path)) == whole
+    got = {(f["expectation"], f["column"]): f["rows"] for f in whole["failures"]}
+    assert got[("expect_compound_columns_to_be_unique", KEY_COLUMNS)] == [1, 12, 50, 60]
+    assert got[("expect_column_values_to_not_contain_identifiers", "age_band")] == [44]
+
+
+def test_workers_give_the_outcome_of_one_process(tmp_path, small_blocks, workers):
+    path = write_csv(tmp_path / "multi.csv", several_problems())
+    goods = goods_rows(40, r7={"currency": "x@y.com"})
+    goods[30]["declaration_ref"] = goods[6]["declaration_ref"]
+    goods_path = write_goods(tmp_path / "goods.csv", goods)
+    in_workers = (comparable(validate(path)), comparable(validate_goods(goods_path)))
+    assert len(workers) == 2 and all(pool is not None for pool in workers)
+    validation.WORKERS = 1
+    in_process = (comparable(validate(path)), comparable(validate_goods(goods_path)))
+    assert workers[2:] == [None, None]
+    # A pool lives for one file: nothing is left running between files.
+    assert multiprocessing.active_children() == []
+    assert in_workers == in_process
+    assert not in_process[0]["success"] and not in_process[1]["success"]
+
+
+def test_workers_report_an_unreadable_file_like_one_process(tmp_path, small_blocks, workers):
+    path = write_csv(tmp_path / "ragged.csv", rows(60))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[45] += ",extra"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert_unreadable(validate(path), path, "line 46", "data row 45", "10 fields")
+
+
+def test_row_count_is_checked_on_the_whole_file(tmp_path, small_blocks):
+    suite = custom_suite(
+        tmp_path,
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 50}, "meta": {}},
+    )
+    outcome = validate_extract(write_csv(tmp_path / "long.csv", rows(60)), suite)
+    failure = only_failure(outcome)
+    assert failure.expectation == "expect_table_row_count_to_be_between"
+    assert failure.observed == "60"
+    assert outcome.rows == 60
+
+
+def test_mostly_is_judged_over_the_whole_file(tmp_path, small_blocks):
+    suite = custom_suite(
+        tmp_path,
+        {
+            "type": "expect_column_values_to_match_regex",
+            "kwargs": {"column": "traveller_category", "regex": "^VISITOR$", "mostly": 0.9},
+            "meta": {},
+        },
+    )
+    # Five bad rows next to each other: their block is all bad, the file is 92% good.
+    data = rows(60)
+    for row in data[20:25]:
+        row["traveller_category"] = "WORKER"
+    assert validate_extract(write_csv(tmp_path / "ok.csv", data), suite).success
+    # Seven bad rows, one per block: every block is mostly good, the file is not.
+    data = rows(60)
+    for i in (3, 12, 21, 30, 39, 48, 57):
+        data[i]["traveller_category"] = "WORKER"
+    failure = only_failure(validate_extract(write_csv(tmp_path / "bad.csv", data), suite))
+    assert failure.unexpected_count == 7
+    assert failure.rows == [4, 13, 22, 31, 40, 49, 58]
+    assert "in at least 90% of rows" in failure.rule
+
+
+def test_suite_with_an_aggregate_is_validated_as_one_batch(tmp_path, small_blocks, gx_frames):
+    suite = custom_suite(
+        tmp_path,
+        {
+            "type": "expect_column_distinct_values_to_be_in_set",
+            "kwargs": {"column": "direction", "value_set": ["ENTRY"]},
+            "meta": {},
+        },
+    )
+    data = rows(60, r55={"direction": "EXIT"})
+    data[40] = dict(data[1])
+    outcome = validate_extract(write_csv(tmp_path / "agg.csv", data), suite)
+    assert [n for n, holds_data in gx_frames if holds_data] == [60]
+    got = {(f.expectation, f.column): f.rows for f in outcome.failures}
+    assert got == {
+        ("expect_compound_columns_to_be_unique", KEY_COLUMNS): [2, 41],
+        ("expect_column_distinct_values_to_be_in_set", "direction"): [],
+    }
+
+
+def test_blocked_page_holds_no_values(tmp_path, small_blocks):
+    data = rows(40, r3={"nationality": SECRET}, r33={"sex": SECRET})
+    data[35] = dict(data[2])
+    outcome = validate(write_csv(tmp_path / "leak.csv", data), data_docs_dir=tmp_path / "docs")
+    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert SECRET not in html
+    assert "Unsuccessful Expectations" in html
+    assert SECRET not in json.dumps(outcome.to_dict())

@@ -21,8 +21,9 @@ from borderx.audit import AuditTrail
 from borderx.config.loader import load_config
 from borderx.config.models import DeploymentConfig
 from borderx.crypto import age, sshsig
+from borderx.errors import PublishError
 from borderx.home import Home
-from borderx.intake import Extract, IntakeFile, Ledger, scan, sha256_file
+from borderx.intake import Extract, IntakeFile, Ledger, Owner, adoptable, scan, sha256_file, take
 from borderx.keys import load_signing_key
 from borderx.minimise import count_small_cells, minimise
 from borderx.policy import DeliveryPlan, decide
@@ -107,23 +108,33 @@ class Runtime:
 # -- stages ---------------------------------------------------------------------------------------
 
 
-def discover(rt: Runtime, settle_seconds: float | None = None) -> list[dict]:
-    return [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds)]
+def discover(rt: Runtime, settle_seconds: float | None = None, *,
+             run_is_live: Callable[[str, str], bool] | None = None) -> list[dict]:
+    """Complete files waiting in intake, and files that a run or process took and then died holding.
+
+    A process owner's death is seen by its lock; an Airflow run's only through `run_is_live`
+    (dag_id, run_id -> bool), without which files held by runs are left to them.
+    """
+    found = [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds)]
+    return found + [f.to_dict() for f in adoptable(rt.config, rt.home, run_is_live)]
 
 
 def receive(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
-    """Hashes the file and claims it in the ledger; a file whose content was seen before goes to quarantine.
+    """Takes the file out of intake, hashes it and claims it in the ledger; a file whose content was seen
+    before goes to quarantine.
 
+    The file is first moved aside for this run (or process) alone, so a run that reaches for the same file
+    at the same time finds it gone and leaves it be; the later stages find it through the extract's path.
     Returns {"status": "received", "extract": ...}, a quarantine outcome, or {"status": "gone"}.
     """
-    f = IntakeFile(**intake_file)
-    path = Path(f.path)
-    if not path.exists():
-        # Taken by an earlier attempt of this same run: nothing to do, and nothing lost.
-        log.info("intake file %s is gone; an earlier attempt took it", f.name)
+    f = IntakeFile(**{k: intake_file[k] for k in ("agency", "dataset", "path", "name", "size")})
+    folder = rt.home.intake_folder(f.agency, f.dataset, rt.config.agencies[f.agency].intake.folder)
+    path = take(Path(f.path), folder, Owner.for_actor(actor), f.size)
+    if path is None:
+        log.info("intake file %s is gone; another run took it", f.name)
         return {"status": "gone", "name": f.name}
     digest = sha256_file(path)
-    extract = Extract(f.agency, f.dataset, f.path, f.name, path.stat().st_size, digest, _stamp(rt.clock()))
+    extract = Extract(f.agency, f.dataset, str(path), f.name, path.stat().st_size, digest, _stamp(rt.clock()))
     earlier = rt.ledger.claim(extract)
     if earlier and earlier["outcome"] != "received":
         reason = Reason(
@@ -194,8 +205,59 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
     }
 
 
+class TransientError(PublishError):
+    """A failure of the bucket or the network that may pass: the stage can be tried again as it is."""
+
+
+# S3 error codes that say "not now" rather than "never".
+_TRANSIENT_CODES = frozenset({
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling",
+    "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "BandwidthLimitExceeded",
+    "OperationAborted", "500", "502", "503", "504",
+})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc`, or what it was raised from, is a connection failure, a timeout or a 5xx/throttle answer."""
+    from botocore.exceptions import (
+        ClientError, ConnectionClosedError, ConnectionError as BotoConnectionError, ConnectTimeoutError,
+        EndpointConnectionError, ReadTimeoutError, ResponseStreamingError,
+    )
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, TransientError):
+            return True
+        if isinstance(exc, (BotoConnectionError, EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                            ConnectionClosedError, ResponseStreamingError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return status >= 500 or status == 429 or error.get("Code") in _TRANSIENT_CODES
+        # PublishError hides the botocore error it wraps as its context, not its cause.
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = None) -> dict:
-    """Minimises, encrypts, signs and publishes one recipient's delivery; does nothing if it is already there."""
+    """Minimises, encrypts, signs and publishes one recipient's delivery; does nothing if it is already there.
+
+    Raises TransientError when the bucket or the network failed in a way worth trying again; publishing is
+    idempotent, so a retry ends in one complete delivery. Anything else is permanent.
+    """
+    try:
+        return _deliver(rt, accepted, plan_dict, actor)
+    except TransientError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(f"delivery {plan_dict.get('delivery_id')}: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def _deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = None) -> dict:
     extract = Extract.from_dict(accepted["extract"])
     plan = DeliveryPlan.from_dict(plan_dict)
     location = mf.DeliveryLocation(plan.agreement, plan.recipient, plan.dataset, extract.received_at[:10], plan.delivery_id)

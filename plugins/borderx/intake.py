@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
+import logging
+import json
 import os
 import sqlite3
 import stat
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from borderx.config.models import DeploymentConfig
 from borderx.errors import IntakeError
 from borderx.home import Home
 
 # Names that file transfer tools use while a file is still arriving.
+log = logging.getLogger(__name__)
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", "~", ".swp")
 REPORT_SUFFIXES = (".report.json", ".report.txt")
 HASH_BLOCK = 1 << 20
@@ -122,6 +127,17 @@ class Ledger:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        try:
+            self._create()
+        except sqlite3.DatabaseError:
+            # A damaged ledger is kept for inspection and replaced; the bucket, checked before every
+            # upload, still keeps a re-run from publishing anything twice.
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            os.replace(path, aside)
+            log.warning("ledger %s is damaged; kept as %s and started afresh", path, aside.name)
+            self._create()
+
+    def _create(self) -> None:
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS extracts ("
@@ -164,3 +180,200 @@ class Ledger:
         stamp = (now or dt.datetime.now(dt.timezone.utc)).isoformat()
         with self._connect() as db:
             db.execute("UPDATE extracts SET outcome = ?, updated_at = ? WHERE sha256 = ?", (outcome, stamp, sha256))
+
+
+# -- the hand-off between runs ---------------------------------------------------------------------
+#
+# A run takes a file by renaming it into a hidden folder beside it, before hashing it. The rename is
+# atomic, so when two runs (the event-driven one and the sweep, or two sweeps) reach for the same file
+# exactly one gets it and the other finds it gone. The folder sits inside the intake folder itself
+# because only there is a rename guaranteed to stay on one file system (intake is often a volume of
+# its own) and visible to every worker that runs the later stages.
+
+INFLIGHT_DIR = ".inflight"
+OWNER_FILE = "owner.json"
+LOCK_FILE = ".lock"
+LIVE_RUN_STATES = ("queued", "running")
+
+# One owner id per process, and the open lock files (one per folder it took from) that mark it alive.
+_process_owner: dict[int, str] = {}
+_held_locks: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds the files it took out of intake: one Airflow run (all its tasks), or one process."""
+
+    id: str
+    dag_id: str | None = None
+    run_id: str | None = None
+
+    @classmethod
+    def for_actor(cls, actor: dict | None) -> Owner:
+        if actor and actor.get("dag_id") and actor.get("run_id"):
+            return cls.for_run(actor["dag_id"], actor["run_id"])
+        return cls.for_process()
+
+    @classmethod
+    def for_run(cls, dag_id: str, run_id: str) -> Owner:
+        key = hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:16]
+        return cls(f"run-{key}", dag_id, run_id)
+
+    @classmethod
+    def for_process(cls) -> Owner:
+        # Keyed by pid: a forked child is a different owner with its own lock.
+        pid = os.getpid()
+        if pid not in _process_owner:
+            _process_owner[pid] = f"proc-{uuid.uuid4().hex[:16]}"
+        return cls(_process_owner[pid])
+
+    def record(self) -> dict:
+        if self.run_id:
+            return {"kind": "run", "dag_id": self.dag_id, "run_id": self.run_id}
+        return {"kind": "process"}
+
+
+def inflight_root(folder: Path) -> Path:
+    return folder / INFLIGHT_DIR
+
+
+def _claim_dir(folder: Path, owner: Owner) -> Path:
+    """The owner's folder under `folder`, made and marked on first use."""
+    where = inflight_root(folder) / owner.id
+    where.mkdir(parents=True, exist_ok=True)
+    if not owner.run_id:
+        lock = str(where / LOCK_FILE)
+        if lock not in _held_locks:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Held until the process ends: the kernel drops it then, however the process died. Taken before
+            # the owner file exists, so no one ever sees a process owner without its lock held.
+            _held_locks[lock] = fd
+    if not (where / OWNER_FILE).exists():
+        # Written before any file is moved in, so a folder holding files always says whose they are.
+        tmp = where / f".{OWNER_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(owner.record(), sort_keys=True), encoding="utf-8")
+        os.replace(tmp, where / OWNER_FILE)
+    return where
+
+
+def held_path(folder: Path, owner: Owner, source: Path, size: int) -> Path:
+    """Where `owner` keeps `source` once taken. The same file offered again maps to the same place, so a
+    retried task finds what its first attempt took; a file adopted from another owner never collides with
+    one of the same name taken from intake."""
+    key = hashlib.sha256(f"{source}\0{size}".encode()).hexdigest()[:16]
+    return inflight_root(folder) / owner.id / key / source.name
+
+
+def take(source: Path, folder: Path, owner: Owner, size: int) -> Path | None:
+    """Moves `source` out of sight of every other run; returns where it now is, or None if another run
+    (or an earlier, finished attempt) already took it."""
+    held = held_path(folder, owner, source, size)
+    if held.exists():
+        return held
+    try:
+        st = source.lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise IntakeError(f"{source}: not a regular file")
+    for _ in range(3):
+        _claim_dir(folder, owner)
+        held.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(source, held)
+            return held
+        except FileNotFoundError:
+            if not os.path.lexists(source):
+                return None
+            # A sweep tidied the empty folder away between mkdir and rename; make it again.
+    raise IntakeError(f"{source}: could not be moved aside for processing")
+
+
+def owner_is_live(owner_dir: Path, run_is_live: Callable[[str, str], bool] | None = None) -> bool:
+    """Whether the owner of `owner_dir` may still be working on what it holds.
+
+    A process owner is alive while it holds its lock. A run's liveness is only known to Airflow, through
+    `run_is_live`; without it a run is assumed alive, so nothing is ever taken from under a running task.
+    """
+    try:
+        record = json.loads((owner_dir / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    if record.get("kind") == "process":
+        lock = str(owner_dir / LOCK_FILE)
+        if lock in _held_locks:
+            return True
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+    if record.get("kind") == "run" and run_is_live is not None:
+        return run_is_live(record["dag_id"], record["run_id"])
+    return True
+
+
+def adoptable(config: DeploymentConfig, home: Home,
+              run_is_live: Callable[[str, str], bool] | None = None) -> list[IntakeFile]:
+    """Files that a run or process took out of intake and then died holding; the next sweep finishes them.
+
+    Files this process took itself count too: a process runs one pass at a time, so what it still holds
+    when it looks again was left by a pass that failed part-way. Also tidies what finished owners left
+    behind (empty folders), never a file.
+    """
+    mine = Owner.for_process().id
+    found: list[IntakeFile] = []
+    for agency_id, dataset_id in sorted(provided_datasets(config)):
+        folder = home.intake_folder(agency_id, dataset_id, config.agencies[agency_id].intake.folder)
+        root = inflight_root(folder)
+        if not root.is_dir():
+            continue
+        for owner_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+            files = []
+            for key_dir in sorted(p for p in owner_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+                inside = [p for p in key_dir.iterdir() if p.is_file() and not p.is_symlink()]
+                if not inside:
+                    _rmdir_quietly(key_dir)
+                files += inside
+            if owner_dir.name != mine:
+                if owner_is_live(owner_dir, run_is_live):
+                    continue
+                if not files:
+                    _remove_owner_dir(owner_dir)
+                    continue
+            found += [IntakeFile(agency_id, dataset_id, str(p), p.name, p.lstat().st_size) for p in files]
+    return found
+
+
+def intake_file_from_event(config: DeploymentConfig, home: Home, payload: dict) -> IntakeFile | None:
+    """The intake file an IntakeFolderTrigger event names, if it still lies where an agreement covers it."""
+    try:
+        agency, dataset, path = payload["agency"], payload["dataset"], Path(payload["path"])
+    except (KeyError, TypeError):
+        return None
+    if (agency, dataset) not in provided_datasets(config):
+        return None
+    folder = home.intake_folder(agency, dataset, config.agencies[agency].intake.folder)
+    if path.parent.resolve() != folder.resolve() or not is_candidate_name(path.name):
+        return None
+    return IntakeFile(agency, dataset, str(path), path.name, int(payload.get("size") or 0))
+
+
+def _rmdir_quietly(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _remove_owner_dir(owner_dir: Path) -> None:
+    for name in (OWNER_FILE, LOCK_FILE):
+        (owner_dir / name).unlink(missing_ok=True)
+    _rmdir_quietly(owner_dir)

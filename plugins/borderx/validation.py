@@ -1,4 +1,4 @@
-"""Validate a CSV extract against a Great Expectations suite.
+"""Validate a CSV extract against a Great Expectations suite, in memory that does not grow with it.
 
 Everything this module returns, raises or writes is built from the suite, the file name, counts
 and row numbers. Cell values never leave it: they would end up in quarantine reports, logs,
@@ -6,27 +6,58 @@ tracebacks and Data Docs pages, and extract data must never appear in any of tho
 
 Suites may use the anonymisation gate's expectations (borderx.gate); GX registers those when
 the module is imported, which happens before any suite is loaded.
+
+How a file of any size is validated:
+
+- The file is read in blocks of about CHUNK_BYTES (pyarrow, every column as text, empty cells
+  as nulls). Each block becomes one GX batch, validated with the suite's row-level expectations
+  (the column, column-pair and multicolumn map expectations); their counts are summed over the
+  blocks, row numbers are those of the whole file, percentages are over the whole file.
+- Table expectations that need only the header and the row count are validated once by GX, on a
+  frame of the file's columns and row count that holds no data.
+- Uniqueness (of a column, or of a compound key) spans blocks, which a batch cannot see: every
+  row's key is reduced to two keyed 64-bit hashes, kept in memory for small files and spilled to
+  disk in hash buckets for large ones, and duplicates are found bucket by bucket.
+- Files of PARALLEL_MIN_BYTES and more are validated by worker processes, each with its own GX
+  context. This process only finds where blocks end (a line break with no quote character
+  before it in the block); each worker reads and parses its block itself, and this process
+  combines what they return, in file order. From a block holding a quote character on, this
+  process parses the rest with pyarrow and hands the workers parsed rows.
+- A suite with expectations that cannot be combined across blocks (column aggregates such as a
+  mean or a distinct-value set, ordered checks such as increasing values) is validated by GX on
+  the whole file as one batch, in memory, as every suite was before.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import csv
 import datetime as dt
-import io
+import hashlib
 import json
 import logging
+import math
+import multiprocessing
 import os
 import re
+import secrets
+import shutil
+import signal
+import tempfile
 import threading
 import uuid
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
     import great_expectations
+    import numpy
     import pandas
+    import pyarrow
 
 # The installed GX (1.24.1) carries no analytics client, but GX releases that do read this
 # variable when first imported, so it is set before that import; setdefault leaves an operator's
@@ -52,6 +83,35 @@ RESULT_FORMAT: dict[str, Any] = {
     "include_unexpected_rows": False,
     "return_unexpected_index_query": False,
 }
+
+# A column map expectation that passes has no unexpected rows, and its other counts (rows, empty
+# cells) are known without GX; so GX is first asked only for verdicts, which spares it the index
+# lists (about a quarter of its time on a clean batch). What fails runs again at RESULT_FORMAT
+# on the same batch.
+VERDICT_FORMAT: dict[str, Any] = {"result_format": "BOOLEAN_ONLY"}
+
+# Bytes of CSV per GX batch. GX costs about 0.1 s per batch whatever its size, and a worker holds
+# about fifteen times its block at its peak: on 1 GiB with two workers, 8 MiB blocks took 20% longer
+# than 16 MiB, and 32 or 64 MiB were no faster but took 1.1 and 1.5 GiB instead of 0.9 GiB
+# (bench/README.md).
+CHUNK_BYTES = 16 << 20
+
+# pyarrow's block size. Its streaming reader reads up to 32 blocks ahead of the consumer, which
+# nothing in its Python API limits: at 32 MiB blocks that is a whole gigabyte held for nothing.
+# GX batches are made of several such blocks instead.
+READ_BLOCK_BYTES = 2 << 20
+
+# Smaller files are validated in this process: on a block or two, workers have nothing to share.
+PARALLEL_MIN_BYTES = 32 << 20
+
+# Worker processes for large files; None: the CPUs this process may use, at most
+# MAX_AUTO_WORKERS, or BORDERX_VALIDATION_WORKERS when set. 1 validates everything in-process.
+WORKERS: int | None = None
+MAX_AUTO_WORKERS = 4
+WORKERS_ENV = "BORDERX_VALIDATION_WORKERS"
+
+# Key hashes held in memory before they spill to disk (24 bytes each).
+SPILL_RECORDS = 2_000_000
 
 # The meta marker the suites put on the anonymisation gate's expectations.
 GATE_META_KEY = "gate"
@@ -194,84 +254,486 @@ def _first_line(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Reading the extract
+#
+# pyarrow's and pandas' own messages quote the offending line, so none of them is ever passed on:
+# when pyarrow stops, the file is scanned again by _diagnose, which names the first problem by
+# byte offset or line number, the way a whole-file read would have found it.
 
 
 class _Unreadable(Exception):
     pass
 
 
-def _read_extract(csv_path: Path) -> "pandas.DataFrame":
-    """Read every cell as raw text, with empty cells as nulls.
+class _ReadFailed(Exception):
+    """pyarrow stopped reading; the message is built by _diagnose, never from pyarrow's."""
 
-    Raises _Unreadable with a message that names the file and the problem and nothing else:
-    pandas' and pyarrow's own messages quote the offending line.
-    """
-    import pandas as pd
+    def __init__(self, io_error: str | None = None, too_long: bool = False):
+        super().__init__(io_error or "")
+        self.io_error = io_error
+        self.too_long = too_long
 
-    name = str(csv_path)
+
+_READ_STEP = 1 << 20
+# A first line this long is not a header; stopping here bounds what the probe holds.
+_MAX_HEADER_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the start of a file says about it."""
+
+    # As pyarrow reads the header: the keys of its column types.
+    raw_names: list[str]
+    # As GX sees them: repeated names renamed the way pandas does ("a", "a.1").
+    names: list[str]
+    # Bytes up to the end of the header line: the first block must hold at least that.
+    header_end: int
+    # A header with no line ending and nothing after it; pyarrow reads that as an empty file.
+    header_only: bool
+
+
+def _probe(path: Path) -> _Layout:
+    """Read the header line; raise _Unreadable for a file that is missing, empty or undecodable."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    name = str(path)
     try:
-        data = Path(csv_path).read_bytes()
+        with open(path, "rb") as fh:
+            head = b""
+            at_eof = False
+            while True:
+                block = fh.read(_READ_STEP)
+                if not block:
+                    at_eof = True
+                else:
+                    head += block
+                text = _decodable_prefix(head, at_eof)
+                if text is None:
+                    raise _Unreadable(_diagnose(path))
+                body = text.lstrip("\ufeff")
+                if not body.strip():
+                    if at_eof:
+                        raise _Unreadable(f"{name}: file is empty (no header row)")
+                    if len(head) > _MAX_HEADER_BYTES:
+                        raise _Unreadable(_diagnose(path))
+                    continue
+                # pyarrow skips empty lines, so the header is the first line with anything on it.
+                start = len(text) - len(body.lstrip("\r\n"))
+                ends = [i for i in (text.find("\n", start), text.find("\r", start)) if i >= 0]
+                if ends or at_eof:
+                    break
+                if len(head) > _MAX_HEADER_BYTES:
+                    raise _Unreadable(_diagnose(path))
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise _Unreadable(f"{name}: cannot be read ({reason})") from None
 
-    # Decoding up front gives the exact byte offset; pyarrow only names a column.
+    end = min(ends) if ends else len(text)
+    header = text[start:end].encode("utf-8")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise _Unreadable(f"{name}: not valid UTF-8 at byte {exc.start} (line {line})") from None
-
-    if not text.lstrip("\ufeff").strip():
-        raise _Unreadable(f"{name}: file is empty (no header row)")
-    # pyarrow reports a header with no line ending as an empty file.
-    if not data.endswith((b"\n", b"\r")):
-        data += b"\n"
-
-    try:
-        # The pyarrow engine rejects rows with too few fields as well as too many; the C engine
-        # pads short rows with empty cells and, with index_col=False, silently drops extra ones.
-        df = pd.read_csv(
-            io.BytesIO(data),
-            engine="pyarrow",
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-        )
-    except pd.errors.EmptyDataError:
-        raise _Unreadable(f"{name}: file is empty (no header row)") from None
+        raw_names = pacsv.read_csv(
+            pa.BufferReader(header + b"\n"),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        ).schema.names
     except Exception:
-        raise _Unreadable(_describe_malformed(name, text)) from None
-    del text
+        raise _Unreadable(_diagnose(path)) from None
+    return _Layout(
+        raw_names=raw_names,
+        names=_dedup_names(raw_names),
+        header_end=len(text[:end].encode("utf-8")) + 1,
+        header_only=not ends,
+    )
 
-    df = df.reset_index(drop=True)
-    return df.replace("", None)
 
-
-def _describe_malformed(name: str, text: str) -> str:
-    """Find the first record whose field count differs from the header's."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
-    header_fields: int | None = None
-    data_row = 0
+def _decodable_prefix(data: bytes, at_eof: bool) -> str | None:
+    """data decoded, leaving out a multi-byte character cut at its end; None if it is not UTF-8."""
     try:
-        for record in reader:
-            if not record:
-                continue
-            if header_fields is None:
-                header_fields = len(record)
-                continue
-            data_row += 1
-            if len(record) != header_fields:
-                return (
-                    f"{name}: line {reader.line_num} (data row {data_row}) has {len(record)} "
-                    f"fields, header has {header_fields}"
-                )
-    except csv.Error:
-        return (
-            f"{name}: malformed CSV at line {reader.line_num} "
-            "(unbalanced quotes or stray characters)"
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not at_eof and exc.end == len(data) and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")
+        return None
+
+
+def _dedup_names(names: list[str]) -> list[str]:
+    # pandas' rule for repeated header names, so GX sees what a whole-file pandas read gave it.
+    counts: dict[str, int] = collections.defaultdict(int)
+    out = []
+    for name in names:
+        count = counts[name]
+        while count > 0:
+            counts[name] = count + 1
+            name = f"{name}.{count}"
+            count = counts[name]
+        out.append(name)
+        counts[name] = count + 1
+    return out
+
+
+def _batches(
+    path: Path, layout: _Layout, chunk_bytes: int, start: int = 0
+) -> Iterator[list["pyarrow.RecordBatch"]]:
+    """The file's data rows from byte `start` (0: from the header), every cell as text and empty
+    cells as nulls, about chunk_bytes of CSV at a time (as a list of pyarrow's blocks)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if layout.header_only:
+        return
+    block = max(min(chunk_bytes, READ_BLOCK_BYTES), layout.header_end + 1)
+    per_chunk = max(1, round(chunk_bytes / block))
+    source = None
+    try:
+        if start:
+            source = pa.OSFile(str(path))
+            source.seek(start)
+        reader = pacsv.open_csv(
+            source if start else str(path),
+            read_options=pacsv.ReadOptions(
+                block_size=block, use_threads=True, column_names=layout.raw_names if start else None
+            ),
+            parse_options=_PARSE_OPTIONS(),
+            convert_options=_convert_options(layout.raw_names),
         )
+        pieces = []
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            if batch.num_rows:
+                pieces.append(batch)
+            if len(pieces) >= per_chunk:
+                yield pieces
+                pieces = []
+        if pieces:
+            yield pieces
+    except OSError as exc:
+        raise _ReadFailed(io_error=exc.strerror or type(exc).__name__) from None
+    except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+        raise _ReadFailed(too_long="straddl" in str(exc)) from None
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _PARSE_OPTIONS():
+    import pyarrow.csv as pacsv
+
+    # With quoted line breaks allowed, where pyarrow's blocks end never changes how a row is
+    # read; it costs pyarrow next to nothing.
+    return pacsv.ParseOptions(newlines_in_values=True)
+
+
+def _convert_options(raw_names: list[str]):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in raw_names},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        null_values=[""],
+        check_utf8=True,
+    )
+
+
+def _units(path: Path, layout: _Layout, chunk_bytes: int) -> Iterator[tuple]:
+    """The file's data cut into the work of one GX batch each, in file order.
+
+    ("range", start, length): bytes that end at a line break and hold no quote character, so
+    that no line break in them can be inside a quoted value; whoever validates the block reads
+    and parses it (a worker, in parallel). This process only looks for the cut.
+    ("pieces", batches): from the first quote character on, only a CSV parser can tell where a
+    row ends, so the rest of the file is parsed here by pyarrow.
+    """
+    if layout.header_only:
+        return
+    position = layout.header_end
+    buffer = bytearray(chunk_bytes)
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                fh.seek(position)
+                got = fh.readinto(buffer)
+                if not got:
+                    return
+                if buffer.find(b'"', 0, got) >= 0:
+                    break
+                if got < chunk_bytes:
+                    yield ("range", position, got)
+                    return
+                cut = buffer.rfind(b"\n", 0, got) + 1
+                if cut == 0:
+                    break
+                yield ("range", position, cut)
+                position += cut
+    except OSError as exc:
+        raise _ReadFailed(io_error=exc.strerror or type(exc).__name__) from None
+    for pieces in _batches(path, layout, chunk_bytes, start=position):
+        yield ("pieces", pieces)
+
+
+def _parse_range(path: str, start: int, length: int, raw_names: list[str]) -> "pyarrow.RecordBatch":
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(length)
+        if len(data) != length:
+            raise _ReadFailed(io_error="file changed while it was read")
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(
+                block_size=length + 1, use_threads=False, column_names=raw_names
+            ),
+            parse_options=_PARSE_OPTIONS(),
+            convert_options=_convert_options(raw_names),
+        )
+    except OSError as exc:
+        raise _ReadFailed(io_error=exc.strerror or type(exc).__name__) from None
+    except (pa.ArrowException, UnicodeDecodeError, ValueError):
+        raise _ReadFailed() from None
+    del data
+    batches = table.to_batches()
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+
+
+def _diagnose(path: Path, too_long: bool = False) -> str:
+    """Why the file cannot be read as CSV: its first invalid UTF-8 byte, else its first bad record."""
+    name = str(path)
+    try:
+        bad = _first_invalid_utf8(path)
+        if bad is not None:
+            offset, line = bad
+            return f"{name}: not valid UTF-8 at byte {offset} (line {line})"
+        found = _first_malformed_record(path)
+    except OSError as exc:
+        return f"{name}: cannot be read ({exc.strerror or type(exc).__name__})"
+    if found:
+        return found
+    if too_long:
+        return f"{name}: a record is longer than the reader's block of {CHUNK_BYTES} bytes"
     return f"{name}: not a well-formed CSV file"
+
+
+def _first_invalid_utf8(path: Path) -> tuple[int, int] | None:
+    """Byte offset and line of the first byte that is not UTF-8, reading the file in steps."""
+    consumed = 0  # bytes before `pending`
+    lines = 0  # line breaks before `pending`
+    pending = b""
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(_READ_STEP)
+            data = pending + block
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as exc:
+                cut = exc.end == len(data) and exc.reason == "unexpected end of data"
+                if not block or not cut:
+                    return consumed + exc.start, lines + data.count(b"\n", 0, exc.start) + 1
+                good = exc.start
+            lines += data.count(b"\n", 0, good)
+            consumed += good
+            pending = data[good:]
+            if not block:
+                return None
+
+
+def _first_malformed_record(path: Path) -> str | None:
+    """The first record whose field count differs from the header's, or a quoting error."""
+    name = str(path)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, strict=True)
+        header_fields: int | None = None
+        data_row = 0
+        try:
+            for record in reader:
+                if not record:
+                    continue
+                if header_fields is None:
+                    header_fields = len(record)
+                    continue
+                data_row += 1
+                if len(record) != header_fields:
+                    return (
+                        f"{name}: line {reader.line_num} (data row {data_row}) has "
+                        f"{len(record)} fields, header has {header_fields}"
+                    )
+        except csv.Error:
+            return (
+                f"{name}: malformed CSV at line {reader.line_num} "
+                "(unbalanced quotes or stray characters)"
+            )
+    return None
+
+
+def _joined(pieces: list) -> "pyarrow.RecordBatch":
+    import pyarrow as pa
+
+    return pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
+
+
+def _frame(batch: "pyarrow.RecordBatch", names: list[str], offset: int) -> "pandas.DataFrame":
+    import pandas as pd
+
+    df = batch.to_pandas()
+    df.columns = names
+    # GX reports unexpected rows by index label, so the labels say which rows they are: the
+    # block's own positions when blocks are validated apart, shifted to the file's afterwards.
+    df.index = pd.RangeIndex(offset, offset + batch.num_rows)
+    return df
+
+
+def _empty_frame(names: list[str]) -> "pandas.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame({n: pd.array([], dtype="str") for n in names})
+
+
+def _facts_frame(names: list[str], rows: int) -> "pandas.DataFrame":
+    """The file's columns and row count, and not a byte of its data: every column is a null array."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.DataFrame(
+        {n: pd.arrays.ArrowExtensionArray(pa.nulls(rows)) for n in names},
+        index=pd.RangeIndex(rows),
+        copy=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Which expectation is validated where
+
+
+_MAP_BASES: tuple | None = None
+# Map expectations whose verdict on a row depends on the rows around it.
+_ORDER_DEPENDENT = frozenset(
+    {"expect_column_values_to_be_increasing", "expect_column_values_to_be_decreasing"}
+)
+_UNIQUENESS = frozenset({"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"})
+_FACT_METRICS = frozenset({"table.columns", "table.row_count", "table.column_count"})
+
+
+@dataclass
+class _Entry:
+    key: str
+    config: Any
+    # "map": per batch, counts summed; "facts": once, on the facts frame; "unique": hashed keys;
+    # "whole": the suite is validated on the whole file at once.
+    kind: str
+    mostly: float = 1.0
+    # For "map": whether a passing verdict from VERDICT_FORMAT is enough, the column whose nulls
+    # make its missing_count, and whether GX reports one for it at all.
+    quick: bool = False
+    column: str | None = None
+    counts_missing: bool = True
+    # For "unique": the key's columns and which rows with missing values it leaves out.
+    columns: tuple[str, ...] = ()
+    ignore_row_if: str = "never"
+
+
+@dataclass
+class _Plan:
+    name: str
+    entries: list[_Entry]
+    whole: bool
+    # JSON of the map expectations, which the workers rebuild their batch suite from.
+    chunk_spec: list[dict]
+    chunk_token: str
+    facts: list[_Entry]
+    unique: list[_Entry]
+    chunk_suite: Any = None
+    facts_suite: Any = None
+
+    @property
+    def distinct(self) -> dict[str, _Entry]:
+        return {e.key: e for e in self.entries}
+
+
+def _map_bases() -> tuple:
+    global _MAP_BASES
+    if _MAP_BASES is None:
+        from great_expectations.expectations.expectation import (
+            ColumnMapExpectation,
+            ColumnPairMapExpectation,
+            MulticolumnMapExpectation,
+        )
+
+        _MAP_BASES = (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)
+    return _MAP_BASES
+
+
+def _plan(suite) -> _Plan:
+    from great_expectations.expectations.core.expect_column_values_to_not_be_null import (
+        ExpectColumnValuesToNotBeNull,
+    )
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+
+    entries: list[_Entry] = []
+    for expectation in suite.expectations:
+        config = expectation.configuration
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        key = _expectation_key(config.type, kwargs)
+        mostly = getattr(expectation, "mostly", None)
+        mostly = 1.0 if mostly is None else float(mostly)
+        row_condition = getattr(expectation, "row_condition", None)
+        is_map = isinstance(expectation, _map_bases())
+        if config.type in _UNIQUENESS and not row_condition:
+            columns = _domain_columns(kwargs)
+            if config.type == "expect_column_values_to_be_unique":
+                ignore = "any_value_is_missing"
+            else:
+                ignore = getattr(expectation, "ignore_row_if", None) or "all_values_are_missing"
+            entry = _Entry(key, config, "unique", mostly, columns=tuple(columns), ignore_row_if=ignore)
+        elif is_map and config.type not in _ORDER_DEPENDENT and config.type not in _UNIQUENESS:
+            generic = type(expectation)._validate is ColumnMapExpectation._validate
+            not_null = isinstance(expectation, ExpectColumnValuesToNotBeNull)
+            quick = (generic or not_null) and mostly >= 1.0 and not row_condition
+            entry = _Entry(
+                key, config, "map", mostly, quick=quick,
+                column=kwargs.get("column") if isinstance(kwargs.get("column"), str) else None,
+                counts_missing=not not_null,
+            )
+        elif (
+            not is_map
+            and not row_condition
+            and set(getattr(expectation, "metric_dependencies", ()) or ()) <= _FACT_METRICS
+            and getattr(expectation, "metric_dependencies", None)
+        ):
+            entry = _Entry(key, config, "facts", mostly)
+        else:
+            entry = _Entry(key, config, "whole", mostly)
+        entries.append(entry)
+
+    whole = any(e.kind == "whole" for e in entries)
+    distinct = {e.key: e for e in entries}
+    chunk_entries = list(distinct.values()) if whole else [e for e in distinct.values() if e.kind == "map"]
+    chunk_spec = [e.config.to_json_dict() for e in chunk_entries]
+    token = json.dumps([suite.name, chunk_spec], sort_keys=True, default=str)
+    return _Plan(
+        name=suite.name,
+        entries=entries,
+        whole=whole,
+        chunk_spec=chunk_spec,
+        chunk_token=token,
+        facts=[] if whole else [e for e in distinct.values() if e.kind == "facts"],
+        unique=[] if whole else [e for e in distinct.values() if e.kind == "unique"],
+    )
+
+
+def _suite_from(name: str, configs: list) -> Any:
+    gx = _gx()
+    return gx.ExpectationSuite(name=name, expectations=list(configs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +742,13 @@ def _describe_malformed(name: str, text: str) -> str:
 
 _gx_module = None
 _context = None
+_batch_definition = None
 _context_lock = threading.Lock()
+# Derived suites (verdict-only and re-run subsets), by the suite they were derived from.
+_SPLITS: dict[int, tuple[Any, Any]] = {}
+_SUBSETS: dict[tuple, Any] = {}
+# Batch suites rebuilt from a plan's JSON, in workers.
+_CHUNK_SUITES: dict[str, Any] = {}
 
 
 def _gx():
@@ -289,10 +757,16 @@ def _gx():
     global _gx_module
     if _gx_module is None:
         import great_expectations
+        import great_expectations.execution_engine.pandas_execution_engine as pandas_engine
 
         # Registers the gate's expectations, without which suites using them do not load.
         import borderx.gate  # noqa: F401
 
+        # GX fingerprints every batch under 1 GB by hashing all of its cells (a third of its
+        # time on a block), and would materialise the facts frame's null columns to do it. The
+        # fingerprint only feeds batch markers, which borderx drops (they would also be a hash
+        # of the data in every result).
+        pandas_engine.HASH_THRESHOLD = 0
         _gx_module = great_expectations
     return _gx_module
 
@@ -317,20 +791,753 @@ def _get_context():
     return _context
 
 
+def _new_batch(df: "pandas.DataFrame"):
+    """A GX batch of df; callers must hold _context_lock, and call _release after validating."""
+    global _batch_definition
+    # One data source for the life of the process: adding and deleting one per batch costs GX
+    # about 15 ms, which on a thousand small files is most of a second per hundred.
+    if _batch_definition is None:
+        source = _get_context().data_sources.add_pandas(f"extracts-{uuid.uuid4().hex}")
+        asset = source.add_dataframe_asset("extract")
+        _batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+    return _batch_definition.get_batch(batch_parameters={"dataframe": df})
+
+
+def _release(batch) -> None:
+    # The execution engine keeps the batch's frame until another replaces it; a worker holding a
+    # block it has finished with would double its memory.
+    try:
+        batch.data.execution_engine.batch_manager.reset_batch_cache()
+    except AttributeError:
+        pass
+
+
+def _split(suite) -> tuple[Any, list]:
+    """The part of the suite that may run at VERDICT_FORMAT, and the rest."""
+    cached = _SPLITS.get(id(suite))
+    if cached is not None and cached[0] is suite:
+        return cached[1]
+    quick_configs, counted = [], []
+    for entry in _plan(suite).entries:
+        (quick_configs if entry.quick else counted).append(entry.config)
+    quick = _suite_from(suite.name, quick_configs) if quick_configs else None
+    split = (quick, counted)
+    if len(_SPLITS) > 32:
+        _SPLITS.clear()
+    _SPLITS[id(suite)] = (suite, split)
+    return split
+
+
+def _subset(name: str, configs: list) -> Any:
+    key = (name, tuple(_config_key(c) for c in configs))
+    suite = _SUBSETS.get(key)
+    if suite is None:
+        if len(_SUBSETS) > 64:
+            _SUBSETS.clear()
+        suite = _SUBSETS[key] = _suite_from(name, configs)
+    return suite
+
+
+def _config_key(config) -> str:
+    return _expectation_key(config.type, {k: v for k, v in config.kwargs.items() if k != "batch_id"})
+
+
 def _run_gx(df: "pandas.DataFrame", suite) -> Any:
+    """Validate df as one GX batch; returns GX's suite result.
+
+    Expectations whose verdict is enough when they pass are asked for it at VERDICT_FORMAT;
+    those that fail, and the rest, run at RESULT_FORMAT on the same batch, and their results
+    replace the verdicts.
+    """
+    quick, counted = _split(suite)
     with _context_lock:
-        context = _get_context()
-        # A throwaway data source per run: the execution engine caches the batch it loads, and
-        # deleting the data source is what lets the extract's dataframe be freed.
-        source_name = f"extract-{uuid.uuid4().hex}"
-        source = context.data_sources.add_pandas(source_name)
+        batch = _new_batch(df)
         try:
-            asset = source.add_dataframe_asset("extract")
-            batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
-            return batch.validate(suite, result_format=RESULT_FORMAT)
+            results: list = []
+            outcome = None
+            redo = list(counted)
+            if quick is not None:
+                outcome = batch.validate(quick, result_format=VERDICT_FORMAT)
+                by_key = {_config_key(c): c for c in quick.expectation_configurations}
+                for evr in outcome.results:
+                    if evr.success:
+                        results.append(evr)
+                    else:
+                        redo.append(by_key[_config_key(evr.expectation_config)])
+            if redo or outcome is None:
+                outcome = batch.validate(_subset(suite.name, redo), result_format=RESULT_FORMAT)
+                results.extend(outcome.results)
         finally:
-            context.data_sources.delete(source_name)
+            _release(batch)
+    successful = sum(1 for r in results if r.success)
+    outcome.results = results
+    outcome.success = successful == len(results)
+    outcome.statistics = _suite_statistics(successful, len(results))
+    return outcome
+
+
+def _suite_statistics(successful: int, evaluated: int) -> dict:
+    return {
+        "evaluated_expectations": evaluated,
+        "successful_expectations": successful,
+        "unsuccessful_expectations": evaluated - successful,
+        "success_percent": successful / evaluated * 100 if evaluated else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# One block: GX on the map expectations, and the hashed keys of the uniqueness checks
+
+
+@dataclass
+class _ChunkTask:
+    # One GX batch: pyarrow RecordBatches read by the caller, or the byte range of the file to
+    # read here (see _units). Row numbers in the result count from the batch's first row.
+    pieces: list
+    path: str
+    start: int
+    length: int
+    raw_names: list[str]
+    names: list[str]
+    suite_name: str
+    chunk_token: str
+    chunk_spec: list[dict]
+    # Map expectations summed over blocks: key -> (column, whether its nulls count as missing)
+    # when a verdict alone may stand for a pass, else None. Results of other keys are kept as
+    # GX gave them (whole-file mode only).
+    tallied: dict[str, tuple[str | None, bool] | None]
+    # (key, column positions, ignore_row_if)
+    unique: list[tuple[str, tuple[int, ...], str]]
+    hash_keys: tuple[str, str]
+    bucket_bits: int = 4
+
+
+@dataclass
+class _Tally:
+    """One map expectation's result over the blocks read so far."""
+
+    raised: bool = False
+    elements: int = 0
+    missing: int | None = 0
+    unexpected: int = 0
+    rows: list[int] = field(default_factory=list)
+
+    def add(self, other: "_Tally") -> None:
+        self.raised = self.raised or other.raised
+        self.elements += other.elements
+        self.missing = None if self.missing is None or other.missing is None else self.missing + other.missing
+        self.unexpected += other.unexpected
+        if len(self.rows) < MAX_ROWS_REPORTED:
+            self.rows.extend(other.rows[: MAX_ROWS_REPORTED - len(self.rows)])
+
+
+@dataclass
+class _ChunkResult:
+    rows: int
+    tallies: dict[str, _Tally]
+    # key -> the block's hashed keys, by bucket (see _bucketed)
+    hashes: dict[str, tuple[Any, Any, Any, Any]]
+    # GX results of everything but map expectations; only in whole-file mode, never pickled.
+    raw: dict[str, Any] = field(default_factory=dict)
+    # The block could not be read: (io_error, too_long), for _diagnose.
+    read_error: tuple[str | None, bool] | None = None
+
+
+def _chunk_suite(task: _ChunkTask, suite=None):
+    if suite is not None:
+        return suite
+    cached = _CHUNK_SUITES.get(task.chunk_token)
+    if cached is None:
+        from great_expectations.expectations.expectation_configuration import (
+            ExpectationConfiguration,
+        )
+
+        cached = _suite_from(task.suite_name, [ExpectationConfiguration(**d) for d in task.chunk_spec])
+        if len(_CHUNK_SUITES) > 8:
+            _CHUNK_SUITES.clear()
+        _CHUNK_SUITES[task.chunk_token] = cached
+    return cached
+
+
+def _validate_chunk(task: _ChunkTask, suite=None) -> _ChunkResult:
+    try:
+        if task.pieces:
+            batch = _joined(task.pieces)
+        elif task.length:
+            batch = _parse_range(task.path, task.start, task.length, task.raw_names)
+        else:
+            batch = None
+    except _ReadFailed as exc:
+        return _ChunkResult(0, {}, {}, read_error=(exc.io_error, exc.too_long))
+    task.pieces = []
+    if batch is not None and batch.num_rows == 0:
+        batch = None
+    rows = batch.num_rows if batch is not None else 0
+    frame = _frame(batch, task.names, 0) if batch is not None else _empty_frame(task.names)
+    nulls = {n: batch.column(i).null_count for i, n in enumerate(task.names)} if batch is not None else {}
+    result = _run_gx(frame, _chunk_suite(task, suite))
+    del frame
+    tallies: dict[str, _Tally] = {}
+    raw: dict[str, Any] = {}
+    for evr in result.results:
+        key = _config_key(evr.expectation_config)
+        if key in task.tallied:
+            tallies[key] = _tally_of(evr, rows, nulls, task.tallied[key])
+        else:
+            raw[key] = evr
+    hashes = {}
+    if batch is not None:
+        for key, positions, ignore in task.unique:
+            h1, h2, where = _key_hashes(batch, positions, ignore, task.hash_keys)
+            hashes[key] = _bucketed(h1, h2, where, task.bucket_bits)
+    return _ChunkResult(rows, tallies, hashes, raw)
+
+
+def _tally_of(evr, rows: int, nulls: dict[str, int], quick: tuple[str | None, bool] | None) -> _Tally:
+    if _raised_exception(evr.exception_info):
+        return _Tally(raised=True, missing=None)
+    result = evr.result or {}
+    if quick is not None and evr.success and "element_count" not in result:
+        column, counts_missing = quick
+        missing = nulls.get(column, 0) if counts_missing else None
+        return _Tally(elements=rows, missing=missing)
+    indices = result.get("partial_unexpected_index_list")
+    return _Tally(
+        elements=_as_int(result.get("element_count")) or 0,
+        missing=_as_int(result.get("missing_count")) if "missing_count" in result else None,
+        unexpected=_as_int(result.get("unexpected_count")) or 0,
+        # Ints only: with a named index GX reports dicts that carry cell values.
+        rows=[int(i) for i in indices or [] if isinstance(i, int) and not isinstance(i, bool)][
+            :MAX_ROWS_REPORTED
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Uniqueness across blocks
+
+# Hashes are keyed with secrets drawn per validation and never stored: the spilled files are
+# then no dictionary of the (low-entropy) keys that went into them.
+_NULL_HASH = 0x9E3779B97F4A7C15
+
+
+def _key_hashes(batch, positions: tuple[int, ...], ignore_row_if: str, keys: tuple[str, str]):
+    """Two 64-bit hashes of each row's key, and which rows they are (None: all of them)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    h1 = np.full(n, 0x345678, dtype=np.uint64)
+    h2 = h1.copy()
+    nulls = np.zeros(n, dtype=np.uint8)
+    multiplier = np.uint64(1000003)
+    for step, position in enumerate(positions):
+        encoded = pc.dictionary_encode(batch.column(position))
+        values = encoded.dictionary.to_numpy(zero_copy_only=False)
+        codes = encoded.indices
+        if codes.null_count:
+            nulls += np.asarray(codes.is_null(), dtype=np.uint8)
+            codes = pc.fill_null(codes, len(values))
+        codes = codes.to_numpy(zero_copy_only=False)
+        for h, key in ((h1, keys[0]), (h2, keys[1])):
+            table = np.empty(len(values) + 1, dtype=np.uint64)
+            if len(values):
+                table[:-1] = pd.util.hash_array(values, hash_key=key, categorize=False)
+            table[-1] = _NULL_HASH
+            h ^= table[codes]
+            h *= multiplier
+        # The multiplier changes with the position, so (a, b) and (b, a) differ.
+        multiplier += np.uint64(82520 + 2 * (len(positions) - step))
+    if ignore_row_if == "all_values_are_missing":
+        keep = nulls < len(positions)
+    elif ignore_row_if == "any_value_is_missing":
+        keep = nulls == 0
+    else:
+        return h1, h2, None
+    if keep.all():
+        return h1, h2, None
+    return h1[keep], h2[keep], np.flatnonzero(keep).astype(np.uint64)
+
+
+def _bucketed(h1, h2, where, bits: int):
+    """The block's hashed keys with their row numbers in the block, grouped by the top bits of h1.
+
+    Done where blocks are validated in parallel, so that spilling to disk is only writing.
+    Returns (bounds, h1, h2, rows): bucket b is [bounds[b], bounds[b + 1]).
+    """
+    import numpy as np
+
+    rows = np.arange(len(h1), dtype=np.uint64) if where is None else where
+    buckets = (h1 >> np.uint64(64 - bits)).astype(np.uint16)
+    order = np.argsort(buckets, kind="stable")
+    bounds = np.searchsorted(buckets[order], np.arange((1 << bits) + 1))
+    return bounds, h1[order], h2[order], rows[order]
+
+
+def _bucket_bits(file_size: int) -> int:
+    # At least about 32 bytes of CSV per row and 24 bytes per hashed key: at most about 32 MiB
+    # of keys per bucket, whatever the file's size, within 16 to 4096 buckets.
+    keys = max(1, file_size // 32)
+    return max(4, min(12, math.ceil(math.log2(max(2, keys * 24 / (32 << 20))))))
+
+
+class _DuplicateFinder:
+    """Rows whose key appears more than once, in memory that does not grow with the file.
+
+    Hashed keys are held until SPILL_RECORDS, then appended to one set of files per bucket (the
+    top bits of h1); equal keys share a bucket, so each bucket is checked on its own.
+    """
+
+    def __init__(self, bits: int):
+        self._bits = bits
+        self._parts: list = []
+        self._held = 0
+        self._kept = 0
+        self._dir: str | None = None
+
+    def add(self, part) -> None:
+        self._parts.append(part)
+        self._held += len(part[1])
+        self._kept += len(part[1])
+        if self._held >= SPILL_RECORDS:
+            self._spill()
+
+    @property
+    def considered(self) -> int:
+        return self._kept
+
+    def _spill(self) -> None:
+        if not self._parts:
+            return
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="borderx-keys-")
+        for bucket in range(1 << self._bits):
+            slices = [
+                (h1[b[bucket]:b[bucket + 1]], h2[b[bucket]:b[bucket + 1]], rows[b[bucket]:b[bucket + 1]])
+                for b, h1, h2, rows in self._parts
+                if b[bucket] < b[bucket + 1]
+            ]
+            if not slices:
+                continue
+            stem = os.path.join(self._dir, f"{bucket:04x}")
+            for field_no, suffix in enumerate((".h1", ".h2", ".row")):
+                with open(stem + suffix, "ab") as fh:
+                    for piece in slices:
+                        piece[field_no].tofile(fh)
+        self._parts, self._held = [], 0
+
+    def _groups(self) -> Iterator[tuple]:
+        import numpy as np
+
+        if self._dir is None:
+            if self._parts:
+                yield tuple(np.concatenate([p[i] for p in self._parts]) for i in (1, 2, 3))
+            return
+        self._spill()
+        for stem in sorted({name.split(".")[0] for name in os.listdir(self._dir)}):
+            path = os.path.join(self._dir, stem)
+            yield tuple(np.fromfile(path + suffix, dtype=np.uint64) for suffix in (".h1", ".h2", ".row"))
+
+    def duplicates(self) -> tuple[int, list[int]]:
+        """How many rows share their key with another, and the first of them (0-based)."""
+        import numpy as np
+
+        count = 0
+        first = np.empty(0, dtype=np.uint64)
+        for h1, h2, rows in self._groups():
+            found = _duplicated_rows(h1, h2, rows)
+            if len(found):
+                count += len(found)
+                first = np.sort(np.concatenate([first, found]))[:MAX_ROWS_REPORTED]
+        return count, [int(r) for r in first]
+
+    def close(self) -> None:
+        self._parts = []
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def _duplicated_rows(h1, h2, rows) -> "numpy.ndarray":
+    import numpy as np
+
+    empty = np.empty(0, dtype=np.uint64)
+    if len(h1) < 2:
+        return empty
+    # Sorting the first hash alone settles the usual case, a bucket without a repeated key.
+    ordered = np.sort(h1)
+    repeated = ordered[1:] == ordered[:-1]
+    if not repeated.any():
+        return empty
+    candidate = np.isin(h1, np.unique(ordered[1:][repeated]))
+    c1, c2, crows = h1[candidate], h2[candidate], rows[candidate]
+    order = np.lexsort((c2, c1))
+    c1, c2, crows = c1[order], c2[order], crows[order]
+    same = (c1[1:] == c1[:-1]) & (c2[1:] == c2[:-1])
+    member = np.zeros(len(c1), dtype=bool)
+    member[1:] |= same
+    member[:-1] |= same
+    return crows[member]
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes
+
+
+# Set once worker processes could not be started here (a daemonic process, such as a Celery
+# prefork worker, may not have children): every later file is validated in this process.
+_workers_unavailable = False
+
+
+def _worker_count() -> int:
+    if WORKERS is not None:
+        return max(1, int(WORKERS))
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if configured:
+        try:
+            return max(1, int(configured))
+        except ValueError:
+            log.warning("%s is not a number; validating in one process", WORKERS_ENV)
+            return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_WORKERS, cpus))
+
+
+def _worker_init() -> None:
+    global _context, _batch_definition, _context_lock
+    # Ctrl-C is the parent's to handle; a worker's traceback would only add noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A fork copies the parent's context and its lock (perhaps held by another thread):
+    # each worker builds its own.
+    _context = None
+    _batch_definition = None
+    _context_lock = threading.Lock()
+    _SPLITS.clear()
+    _SUBSETS.clear()
+    _CHUNK_SUITES.clear()
+
+
+def _worker_ready() -> int:
+    _gx()
+    with _context_lock:
+        _get_context()
+    return os.getpid()
+
+
+def _start_workers(file_size: int) -> ProcessPoolExecutor | None:
+    """Worker processes for one file, or None to validate it here.
+
+    A pool lives for one file: idle workers would keep about 150 MiB each through the rest of
+    the exchange, and starting two costs about 50 ms (they are forked with GX imported).
+    """
+    global _workers_unavailable
+    workers = _worker_count()
+    if workers < 2 or file_size < PARALLEL_MIN_BYTES or _workers_unavailable:
+        return None
+    pool = None
+    try:
+        # All are started here, before any pyarrow reader thread exists, never while one may
+        # hold a lock the fork would copy.
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+        )
+        for waiting in [pool.submit(_worker_ready) for _ in range(workers)]:
+            waiting.result()
+    except Exception as exc:
+        _workers_unavailable = True
+        log.warning("validation workers unavailable (%s); validating in this process",
+                    type(exc).__name__)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
+
+
+# --------------------------------------------------------------------------------------------
+# One file
+
+
+@dataclass
+class _FileRun:
+    result: Any  # an ExpectationSuiteValidationResult combined over the blocks
+    rows: int
+    columns: list[str]
+
+
+def _validate_file(csv_path: Path, suite, plan: _Plan) -> _FileRun:
+    layout = _probe(csv_path)
+    try:
+        size = csv_path.stat().st_size
+    except OSError as exc:
+        raise _Unreadable(f"{csv_path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if plan.whole:
+        return _validate_whole(csv_path, suite, plan, layout)
+    pool = _start_workers(size)
+    try:
+        return _validate_blocks(csv_path, plan, layout, size, pool)
+    except BrokenProcessPool:
+        # A worker died (killed for memory, say): the file is validated again, here.
+        log.warning("%s: a validation worker stopped; validating in this process", csv_path.name)
+        pool.shutdown(wait=False, cancel_futures=True)
+        pool = None
+        return _validate_blocks(csv_path, plan, layout, size, None)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _validate_blocks(csv_path: Path, plan: _Plan, layout: _Layout, size: int, pool) -> _FileRun:
+    import numpy as np
+
+    if plan.chunk_suite is None:
+        plan.chunk_suite = _suite_from(plan.name, [e.config for e in plan.distinct.values() if e.kind == "map"])
+    position = {n: i for i, n in enumerate(layout.names)}
+    unique = []
+    missing_key_columns = set()
+    for entry in plan.unique:
+        if all(c in position for c in entry.columns):
+            unique.append((entry.key, tuple(position[c] for c in entry.columns), entry.ignore_row_if))
+        else:
+            missing_key_columns.add(entry.key)
+    bits = _bucket_bits(size)
+    template = _ChunkTask(
+        pieces=[],
+        path=str(csv_path),
+        start=0,
+        length=0,
+        raw_names=layout.raw_names,
+        names=layout.names,
+        suite_name=plan.name,
+        chunk_token=plan.chunk_token,
+        chunk_spec=plan.chunk_spec,
+        tallied=_tallied(plan),
+        unique=unique,
+        hash_keys=(secrets.token_urlsafe(12), secrets.token_urlsafe(12)),
+        bucket_bits=bits,
+    )
+    tallies: dict[str, _Tally] = {}
+    finders = {key: _DuplicateFinder(bits) for key, _, _ in unique}
+    rows = 0
+    blocks = 0
+
+    def absorb(part: _ChunkResult) -> None:
+        nonlocal rows
+        if part.read_error is not None:
+            raise _ReadFailed(*part.read_error)
+        for key, tally in part.tallies.items():
+            tally.rows = [rows + r for r in tally.rows]
+            tallies.setdefault(key, _Tally()).add(tally)
+        for key, (bounds, h1, h2, where) in part.hashes.items():
+            finders[key].add((bounds, h1, h2, where + np.uint64(rows)))
+        rows += part.rows
+
+    pending: collections.deque[Future] = collections.deque()
+    try:
+        try:
+            for unit in _units(csv_path, layout, CHUNK_BYTES):
+                task = copy.copy(template)
+                if unit[0] == "range":
+                    task.start, task.length = unit[1], unit[2]
+                else:
+                    task.pieces = unit[1]
+                blocks += 1
+                if pool is None:
+                    absorb(_validate_chunk(task, plan.chunk_suite))
+                else:
+                    pending.append(pool.submit(_validate_chunk, task))
+                    # One block queued per worker keeps them busy while this process reads.
+                    while len(pending) > _worker_count():
+                        absorb(pending.popleft().result())
+                del task, unit
+            while pending:
+                absorb(pending.popleft().result())
+        except _ReadFailed as exc:
+            if exc.io_error:
+                raise _Unreadable(f"{csv_path}: cannot be read ({exc.io_error})") from None
+            raise _Unreadable(_diagnose(csv_path, exc.too_long)) from None
+        finally:
+            for future in pending:
+                future.cancel()
+        if blocks == 0:
+            absorb(_validate_chunk(copy.copy(template), plan.chunk_suite))
+
+        results: dict[str, Any] = {}
+        if plan.facts:
+            if plan.facts_suite is None:
+                plan.facts_suite = _suite_from(plan.name, [e.config for e in plan.facts])
+            facts = _run_gx(_facts_frame(layout.names, rows), plan.facts_suite)
+            for evr in facts.results:
+                results[_config_key(evr.expectation_config)] = evr
+        for entry in plan.unique:
+            if entry.key in missing_key_columns:
+                results[entry.key] = _not_evaluated(entry)
+            else:
+                finder = finders[entry.key]
+                count, first = finder.duplicates()
+                considered = finder.considered
+                results[entry.key] = _map_result(
+                    entry, _Tally(elements=rows, missing=rows - considered, unexpected=count, rows=first)
+                )
+        for key, tally in tallies.items():
+            results[key] = _map_result(plan.distinct[key], tally)
+    finally:
+        for finder in finders.values():
+            finder.close()
+    return _FileRun(_suite_result(plan, results), rows, layout.names)
+
+
+def _tallied(plan: _Plan) -> dict[str, tuple[str | None, bool] | None]:
+    return {
+        e.key: (e.column, e.counts_missing) if e.quick else None
+        for e in plan.distinct.values()
+        if e.kind == "map"
+    }
+
+
+def _validate_whole(csv_path: Path, suite, plan: _Plan, layout: _Layout) -> _FileRun:
+    """GX on the whole file as one batch: for suites whose expectations do not combine."""
+    import pyarrow as pa
+
+    try:
+        batches = list(_batches(csv_path, layout, CHUNK_BYTES))
+    except _ReadFailed as exc:
+        if exc.io_error:
+            raise _Unreadable(f"{csv_path}: cannot be read ({exc.io_error})") from None
+        raise _Unreadable(_diagnose(csv_path, exc.too_long)) from None
+    pieces = [piece for chunk in batches for piece in chunk]
+    del batches
+    rows = sum(p.num_rows for p in pieces)
+    task = _ChunkTask(
+        pieces=[pa.concat_batches(pieces)] if pieces else [],
+        path=str(csv_path),
+        start=0,
+        length=0,
+        raw_names=layout.raw_names,
+        names=layout.names,
+        suite_name=plan.name,
+        chunk_token=plan.chunk_token,
+        chunk_spec=plan.chunk_spec,
+        tallied=_tallied(plan),
+        unique=[],
+        hash_keys=("", ""),
+    )
+    part = _validate_chunk(task, suite)
+    results = dict(part.raw)
+    for key, tally in part.tallies.items():
+        results[key] = _map_result(plan.distinct[key], tally)
+    del pieces
+    return _FileRun(_suite_result(plan, results), rows, layout.names)
+
+
+def _map_result(entry: _Entry, tally: _Tally):
+    """GX's result for a map expectation, from counts over the whole file (GX's own arithmetic)."""
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    if tally.raised:
+        return _not_evaluated(entry)
+    elements, unexpected, missing = tally.elements, tally.unexpected, tally.missing
+    considered = elements - missing if missing is not None else elements
+    if elements == 0 or considered == 0:
+        success = True
+    else:
+        success = (considered - unexpected) / considered >= entry.mostly
+    percent = percent_total = missing_percent = None
+    if elements > 0:
+        percent_total = unexpected / elements * 100
+        if missing is not None:
+            missing_percent = missing / elements * 100
+            percent = unexpected / considered * 100 if considered > 0 else None
+        else:
+            percent = percent_total
+    result: dict[str, Any] = {
+        "element_count": elements,
+        "unexpected_count": unexpected,
+        "unexpected_percent": percent,
+        "partial_unexpected_index_list": sorted(tally.rows)[:MAX_ROWS_REPORTED],
+    }
+    if missing is not None:
+        result.update(
+            missing_count=missing,
+            missing_percent=missing_percent,
+            unexpected_percent_total=percent_total,
+            unexpected_percent_nonmissing=percent,
+        )
+    return ExpectationValidationResult(
+        success=success,
+        expectation_config=entry.config,
+        result=result,
+        exception_info={"raised_exception": False, "exception_message": None, "exception_traceback": None},
+    )
+
+
+def _not_evaluated(entry: _Entry):
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+
+    return ExpectationValidationResult(
+        success=False,
+        expectation_config=entry.config,
+        result={},
+        exception_info={
+            "raised_exception": True,
+            "exception_message": "not evaluated",
+            "exception_traceback": None,
+        },
+    )
+
+
+def _suite_result(plan: _Plan, results: dict[str, Any]):
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+
+    ordered = [results[entry.key] for entry in plan.entries]
+    successful = sum(1 for r in ordered if r.success)
+    return ExpectationSuiteValidationResult(
+        success=successful == len(ordered),
+        results=ordered,
+        suite_name=plan.name,
+        statistics=_suite_statistics(successful, len(ordered)),
+        meta={},
+    )
+
+
+_PLANS: dict[int, tuple[Any, _Plan]] = {}
+
+
+def _plan_for(suite) -> _Plan:
+    cached = _PLANS.get(id(suite))
+    if cached is not None and cached[0] is suite:
+        return cached[1]
+    plan = _plan(suite)
+    if len(_PLANS) > 32:
+        _PLANS.clear()
+    _PLANS[id(suite)] = (suite, plan)
+    return plan
+
+
+_SUITES: dict[tuple, Any] = {}
+
+
+def _load_suite_cached(path: Path):
+    """load_suite, once per suite file content: a thousand small files share one plan."""
+    path = Path(path)
+    try:
+        key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest())
+    except OSError:
+        return load_suite(path)
+    suite = _SUITES.get(key)
+    if suite is None:
+        suite = load_suite(path)
+        if len(_SUITES) > 16:
+            _SUITES.clear()
+        _SUITES[key] = suite
+    return suite
 
 
 def validate_extract(
@@ -340,9 +1547,11 @@ def validate_extract(
 
     A file that cannot be read as CSV gets no page: GX never ran on it.
     """
-    suite = load_suite(suite_path)
+    suite = _load_suite_cached(suite_path)
+    plan = _plan_for(suite)
+    csv_path = Path(csv_path)
     try:
-        df = _read_extract(csv_path)
+        run = _validate_file(csv_path, suite, plan)
     except _Unreadable as exc:
         return ValidationOutcome(
             suite=suite.name,
@@ -358,17 +1567,17 @@ def validate_extract(
             rows=0,
             error=str(exc),
         )
-
-    try:
-        result = _run_gx(df, suite)
+    except (SuiteError, ValidationRunError):
+        raise
     except Exception as exc:
         # The original exception may quote the data; only its type is kept.
         raise ValidationRunError(
             f"{csv_path}: Great Expectations failed while validating ({type(exc).__name__})"
         ) from None
 
+    result = run.result
     known_columns = _columns_named_in(suite)
-    present_columns = set(df.columns)
+    present_columns = set(run.columns)
     order = _suite_order(suite)
     failures: list[tuple[int, FailedExpectation]] = []
     for evr in result.results:
@@ -388,21 +1597,19 @@ def validate_extract(
         )
         failures.append((position, failure))
     failures.sort(key=lambda item: item[0])
-    rows = len(df)
-    del df
 
     data_docs: str | None = None
     if data_docs_dir is not None:
         try:
             page = render_data_docs(
-                result, data_docs_dir, name=Path(csv_path).name, known_columns=known_columns
+                result, data_docs_dir, name=csv_path.name, known_columns=known_columns
             )
             data_docs = str(page)
         except Exception as exc:
             # The page is a convenience beside the verdict; failing to write it must not turn
             # into a failed validation, and the exception text may quote data.
             log.warning(
-                "%s: Data Docs page not written (%s)", Path(csv_path).name, type(exc).__name__
+                "%s: Data Docs page not written (%s)", csv_path.name, type(exc).__name__
             )
 
     return ValidationOutcome(
@@ -410,7 +1617,7 @@ def validate_extract(
         success=bool(result.success),
         statistics=_statistics(result.statistics),
         failures=[f for _, f in failures],
-        rows=rows,
+        rows=run.rows,
         data_docs=data_docs,
     )
 
@@ -448,16 +1655,13 @@ def render_data_docs(
     format produced it. The page is one HTML file: styles are inlined, scripts and fonts come
     from CDNs. It is named "<name>.validation.html", name defaulting to the suite's.
     """
-    _gx()
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
     if known_columns is None:
         known_columns = _columns_named_in_results(result)
     safe = _value_free_copy(result, known_columns, name or result.suite_name)
 
-    document = ValidationResultsPageRenderer().render(safe)
-    html = DefaultJinjaPageView().render(document, show_how_to_buttons=False)
+    renderer, view = _page_renderers()
+    document = renderer.render(safe)
+    html = view.render(document, show_how_to_buttons=False)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -470,6 +1674,22 @@ def render_data_docs(
     finally:
         partial.unlink(missing_ok=True)
     return page
+
+
+_renderers: tuple[Any, Any] | None = None
+
+
+def _page_renderers() -> tuple[Any, Any]:
+    # A page view owns a Jinja environment, which compiles the page's templates on first use and
+    # keeps them: a view per page spent about 250 ms per extract compiling the same templates.
+    global _renderers
+    if _renderers is None:
+        _gx()
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        _renderers = (ValidationResultsPageRenderer(), DefaultJinjaPageView())
+    return _renderers
 
 
 def _columns_named_in_results(result: Any) -> set[str]:

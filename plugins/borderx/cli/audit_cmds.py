@@ -1,0 +1,89 @@
+"""`borderx audit verify | report | show`: the hash-chained trail, and what it says was shared."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args, _usage
+
+
+def register(sub) -> None:
+    p = sub.add_parser("audit", help="verify the audit trail, report what was shared")
+    audit = p.add_subparsers(dest="audit_command", metavar="ACTION")
+    v = audit.add_parser("verify", help="recompute the hash chain and check it against the signed heads in the bucket",
+                         description="Recomputes the hash chain of DIR/audit/trail.jsonl, then checks every signed "
+                         "head in s3://BUCKET/audit/heads/ (or, with --local, the copies in DIR/audit/heads/). "
+                         "Exit 1 naming the first event that does not fit.")
+    _home_arg(v)
+    _s3_args(v)
+    v.add_argument("--local", action="store_true", help="check the local copies of the heads; do not ask the bucket")
+    v.set_defaults(func=cmd_audit_verify)
+    r = audit.add_parser("report", help="what was shared, by whom, with whom, under which agreement",
+                         description="Per agreement, provider, recipient and dataset: deliveries, rows and suppressed "
+                         "cells; plus quarantined extracts with their reasons and exchanges stopped by agreement "
+                         "rules, in the period given.")
+    _home_arg(r)
+    r.add_argument("--from", dest="since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="first day")
+    r.add_argument("--to", dest="until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="last day")
+    r.add_argument("--agreement")
+    r.add_argument("--provider")
+    r.add_argument("--recipient")
+    r.add_argument("--format", choices=["table", "json", "csv", "html"], default="table")
+    r.add_argument("--out", metavar="FILE", help="write there instead of standard output")
+    r.set_defaults(func=cmd_audit_report)
+    sh = audit.add_parser("show", help="trace one delivery from intake to bucket")
+    _home_arg(sh)
+    sh.add_argument("delivery_id", metavar="DELIVERY_ID")
+    sh.set_defaults(func=cmd_audit_show)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def cmd_audit_verify(args) -> int:
+    from borderx.anchors import verify
+    from borderx.exchange import Runtime
+
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    hub_key = rt.config.settings.hub.signing_public_key
+    verdict = verify(rt.trail, hub_key, None if args.local else rt.s3, rt.target.bucket)
+    where = "local copies" if args.local else f"s3://{rt.target.bucket}/audit/heads/"
+    if verdict.broken:
+        print(f"{rt.trail.path}: {verdict.broken}")
+        return EXIT_FAILED
+    print(f"ok: {verdict.events} events in {rt.trail.path}, chain intact, {verdict.heads} signed head(s) in {where} match")
+    return EXIT_OK
+
+
+def cmd_audit_report(args) -> int:
+    from borderx import audit_report
+    from borderx.audit import AuditTrail
+    from borderx.home import Home
+
+    trail = AuditTrail(Home.resolve(args.home).audit)
+    report = audit_report.build(trail.events(), since=args.since, until=args.until, agreement=args.agreement,
+                                provider=args.provider, recipient=args.recipient)
+    text = audit_report.FORMATS[args.format](report)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def cmd_audit_show(args) -> int:
+    from borderx import audit_report
+    from borderx.audit import AuditTrail
+    from borderx.home import Home
+
+    events = audit_report.trace(AuditTrail(Home.resolve(args.home).audit).events(), args.delivery_id)
+    if not events:
+        print(f"no delivery {args.delivery_id} in the audit trail", file=sys.stderr)
+        return EXIT_FAILED
+    for e in events:
+        d = e["details"]
+        facts = ", ".join(f"{k}={v}" for k, v in d.items()
+                          if k in ("agreement", "recipient", "rows_out", "rows", "success", "sha256", "keys", "file"))
+        print(f"{e['seq']:>6}  {e['time'][:19]}  {e['type']:<18} {facts}")
+    return EXIT_OK

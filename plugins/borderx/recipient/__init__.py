@@ -1,0 +1,62 @@
+"""The recipient's side: finding, downloading, verifying and decrypting deliveries.
+
+A recipient trusts nothing in the bucket but the hub's signature: the manifest must carry it, the
+manifest must describe the very place it was found in, the data file must have the hash the manifest
+states, and the plaintext must hold the rows the manifest counts. Plaintext reaches its final place
+only after every one of those checks passed, and never in part.
+
+The modules follow a delivery's way: :mod:`.keys` (hub keys, identities, settings), :mod:`.listing`
+(what the bucket holds for the recipient), :mod:`.remote` (reading one delivery), :mod:`.checks`
+(signature, manifest, data hash, row count), :mod:`.staging` (owner-only local files),
+:mod:`.progress`, :mod:`.fetch` (all new deliveries) and :mod:`.single` (one delivery).
+"""
+
+from __future__ import annotations
+
+from borderx.recipient.checks import (
+    DATA_HASH,
+    DECRYPT,
+    DOWNLOAD,
+    MANIFEST_MISMATCH,
+    ROW_COUNT,
+    SIGNATURE,
+    DeliveryRefused,
+    RecordCounter,
+    Verified,
+    check_data,
+    decrypt_checked,
+    verify_manifest,
+)
+from borderx.recipient.errors import RecipientError, RecipientUsageError
+from borderx.recipient.fetch import (
+    FetchReport,
+    Outcome,
+    cleanup_on_terminate,
+    fetch,
+    fetch_one,
+    print_outcome,
+    print_summary,
+)
+from borderx.recipient.keys import hub_keys, load_identities, parse_hub_keys, read_settings, resolve_target
+from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder, parse_location
+from borderx.recipient.progress import Progress
+from borderx.recipient.remote import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_remote
+from borderx.recipient.single import (
+    Source,
+    decrypt_source,
+    describe,
+    parse_source,
+    resolve_source,
+    verify_local,
+    verify_source,
+)
+from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX
+
+__all__ = [
+    "SIGNATURE", "MANIFEST_MISMATCH", "DATA_HASH", "DECRYPT", "ROW_COUNT", "DOWNLOAD",
+    "DeliveryRefused", "RecipientError", "RecipientUsageError", "FetchReport", "Outcome", "Progress",
+    "RecordCounter", "Source", "Verified", "check_data", "decrypt_checked", "decrypt_source", "fetch", "fetch_one",
+    "hub_keys", "list_deliveries", "load_identities", "local_folder", "parse_hub_keys", "parse_location",
+    "parse_source", "print_outcome", "print_summary", "resolve_source", "read_settings", "resolve_target", "verify_manifest", "verify_remote",
+    "verify_source",
+]

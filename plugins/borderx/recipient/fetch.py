@@ -1,0 +1,180 @@
+"""Fetching: every delivery of a recipient not yet in its folder, each one checked and kept, or refused."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TextIO
+
+from borderx.crypto import sshsig
+from borderx.deliveries import read_tombstone
+from borderx.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.recipient.checks import DOWNLOAD, SIGNATURE, DeliveryRefused
+from borderx.recipient.errors import RecipientError
+from borderx.recipient.listing import _scan, local_folder
+from borderx.recipient.progress import Progress, _Quiet
+from borderx.recipient.remote import _BUCKET_ERRORS, verify_remote
+from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX, _decrypt_into
+
+
+@dataclass
+class Outcome:
+    location: DeliveryLocation
+    status: str  # fetched, skipped (already in DIR), failed, revoked (the hub withdrew it)
+    folder: Path | None = None
+    check: str | None = None
+    reason: str = ""
+    rows: int | None = None
+    size: int | None = None
+
+    @property
+    def label(self) -> str:
+        loc = self.location
+        return f"{loc.agreement}/{loc.dataset}/{loc.date}_{loc.delivery_id}"
+
+
+@dataclass
+class FetchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def _with(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def fetched(self) -> list[Outcome]:
+        return self._with("fetched")
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self._with("failed")
+
+    @property
+    def revoked(self) -> list[Outcome]:
+        return self._with("revoked")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence, keys: Sequence[str], out_dir: Path,
+              *, recipient: str, progress: Progress | None = None) -> Outcome:
+    """Downloads, checks and decrypts one delivery into out_dir; a failure leaves nothing behind."""
+    progress = progress or _Quiet()
+    final = local_folder(out_dir, location)
+    if final.exists():
+        return Outcome(location, "skipped", folder=final)
+    work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))  # created 0700
+    try:
+        staged = work / "delivery"
+        staged.mkdir(mode=0o700)
+        verified = verify_remote(s3, bucket, location, keys, recipient=recipient, into=work, progress=progress)
+        rows = _decrypt_into(work / DATA_FILE, staged / PLAINTEXT_FILE, identities, verified.rows, progress,
+                             verified.size)
+        os.replace(work / MANIFEST_FILE, staged / MANIFEST_FILE)
+        os.replace(work / SIGNATURE_FILE, staged / SIGNATURE_FILE)
+        for folder in (final.parent.parent, final.parent):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        try:
+            # A whole folder appears at once: a reader of DIR never sees half a delivery.
+            os.rename(staged, final)
+        except OSError:
+            if final.exists():  # another fetch into the same DIR got there first
+                return Outcome(location, "skipped", folder=final)
+            raise
+        return Outcome(location, "fetched", folder=final, rows=rows, size=verified.size)
+    except DeliveryRefused as exc:
+        return Outcome(location, "failed", check=exc.check, reason=exc.reason)
+    except OSError as exc:
+        # The local disk failed (full, permissions): no later delivery would fare better.
+        raise RecipientError(f"{location.prefix}: {exc.strerror or exc.__class__.__name__} in {out_dir}") from None
+    finally:
+        progress.end()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cleanup_on_terminate() -> Iterator[None]:
+    """Turns SIGTERM into SystemExit for the block, so a stopped fetch still removes its temporary folder."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[str], out_dir: Path, *,
+          agreement: str | None = None, since: dt.date | None = None, progress: Progress | None = None,
+          on_outcome: Callable[[Outcome], None] | None = None) -> FetchReport:
+    """Fetches every delivery of `recipient` not yet in out_dir; each one is checked and kept, or refused."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    report = FetchReport()
+    locations, revoked = _scan(s3, bucket, recipient, agreement=agreement, since=since)
+    for loc in revoked:
+        report.outcomes.append(_revocation(s3, bucket, loc, keys, out_dir))
+        if on_outcome:
+            on_outcome(report.outcomes[-1])
+    pending = [loc for loc in locations if not local_folder(out_dir, loc).exists()]
+    for loc in locations:
+        if loc not in pending:
+            report.outcomes.append(Outcome(loc, "skipped", folder=local_folder(out_dir, loc)))
+    for n, loc in enumerate(pending, start=1):
+        if progress:
+            progress.start(n, len(pending), f"{loc.agreement}/{loc.dataset}/{loc.date}_{loc.delivery_id}")
+        outcome = fetch_one(s3, bucket, loc, identities, keys, out_dir, recipient=recipient, progress=progress)
+        report.outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+    return report
+
+
+def _revocation(s3, bucket: str, loc: DeliveryLocation, keys: Sequence[str], out_dir: Path) -> Outcome:
+    """A revoked delivery, reported with the hub's signed reason; an unsigned tombstone is refused."""
+    held = local_folder(out_dir, loc)
+    for key in keys:
+        try:
+            tombstone = read_tombstone(s3, bucket, loc.prefix, key)
+        except sshsig.SignatureError:
+            continue
+        except _BUCKET_ERRORS as exc:
+            return Outcome(loc, "failed", check=DOWNLOAD, reason=f"tombstone: {exc.__class__.__name__}")
+        copy = f"; a copy fetched earlier is at {held}" if held.exists() else ""
+        return Outcome(loc, "revoked", folder=held if held.exists() else None,
+                       reason=f"revoked {tombstone['revoked_at']}: {tombstone['reason']}{copy}")
+    return Outcome(loc, "failed", check=SIGNATURE, reason="tombstone.json is not signed by the hub")
+
+
+def print_outcome(outcome: Outcome, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    if outcome.status == "revoked":
+        print(f"REVOKED  {outcome.label}: {outcome.reason}", file=out, flush=True)
+    elif outcome.status == "fetched":
+        print(f"fetched  {outcome.folder}  ({outcome.rows} rows)", file=out, flush=True)
+    elif outcome.status == "failed":
+        print(f"REFUSED  {outcome.label}: {outcome.check}: {outcome.reason}", file=out, flush=True)
+
+
+def print_summary(report: FetchReport, err: TextIO | None = None) -> None:
+    print(f"{len(report.fetched)} fetched, {len(report.skipped)} already there, {len(report.failed)} refused, "
+          f"{len(report.revoked)} revoked",
+          file=err or sys.stderr)

@@ -1,0 +1,105 @@
+"""Where a recipient's deliveries are in the bucket, and which of them the hub revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from borderx.config.models import SLUG
+from borderx.deliveries import TOMBSTONE_FILE
+from borderx.manifest import SIGNATURE_FILE, DeliveryLocation
+from borderx.recipient.errors import RecipientError, RecipientUsageError
+
+_SAFE = re.compile(SLUG)
+
+
+def parse_location(prefix: str) -> DeliveryLocation | None:
+    """deliveries/AGREEMENT/RECIPIENT/DATASET/YYYY/MM/DD/DELIVERY_ID[/] as a location, or None.
+
+    Every part ends up in a local path, so only plain names and real dates are accepted.
+    """
+    parts = prefix.strip("/").split("/")
+    if len(parts) != 8 or parts[0] != "deliveries":
+        return None
+    _, agreement, recipient, dataset, yyyy, mm, dd, delivery_id = parts
+    if not all(_SAFE.fullmatch(p) for p in (agreement, recipient, dataset, delivery_id)):
+        return None
+    if not (len(yyyy) == 4 and len(mm) == 2 and len(dd) == 2):
+        return None
+    try:
+        day = dt.date(int(yyyy), int(mm), int(dd))
+    except ValueError:
+        return None
+    return DeliveryLocation(agreement, recipient, dataset, day.isoformat(), delivery_id)
+
+
+def check_name(kind: str, value: str) -> str:
+    if not _SAFE.fullmatch(value or ""):
+        raise RecipientUsageError(f"{kind} {value!r} is not a valid id")
+    return value
+
+
+def _bucket_error(bucket: str, exc: Exception) -> RecipientError:
+    if isinstance(exc, ClientError):
+        return RecipientError(f"s3://{bucket}: {exc.response.get('Error', {}).get('Code')}")
+    return RecipientError(f"s3://{bucket}: {exc.__class__.__name__}")
+
+
+def list_deliveries(s3, bucket: str, recipient: str, *, agreement: str | None = None,
+                    since: dt.date | None = None) -> list[DeliveryLocation]:
+    """The recipient's complete deliveries (those with a signature), oldest first."""
+    return _scan(s3, bucket, recipient, agreement=agreement, since=since)[0]
+
+
+def list_revoked(s3, bucket: str, recipient: str, *, agreement: str | None = None,
+                 since: dt.date | None = None) -> list[DeliveryLocation]:
+    """The recipient's deliveries that the hub revoked (a tombstone stands in their place)."""
+    return _scan(s3, bucket, recipient, agreement=agreement, since=since)[1]
+
+
+def _scan(s3, bucket: str, recipient: str, *, agreement: str | None = None,
+          since: dt.date | None = None) -> tuple[list[DeliveryLocation], list[DeliveryLocation]]:
+    """Signed and revoked deliveries of the recipient.
+
+    Agreements are found as common prefixes first, because a recipient may list deliveries/ only with
+    a delimiter, and its own deliveries/AGREEMENT/RECIPIENT/ prefixes.
+    """
+    check_name("recipient", recipient)
+    paginator = s3.get_paginator("list_objects_v2")
+    try:
+        if agreement:
+            agreements = [check_name("agreement", agreement)]
+        else:
+            agreements = []
+            for page in paginator.paginate(Bucket=bucket, Prefix="deliveries/", Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len("deliveries/"):].rstrip("/")
+                    if _SAFE.fullmatch(name):
+                        agreements.append(name)
+        found: dict[str, DeliveryLocation] = {}
+        revoked: dict[str, DeliveryLocation] = {}
+        for name in agreements:
+            for page in paginator.paginate(Bucket=bucket, Prefix=f"deliveries/{name}/{recipient}/"):
+                for obj in page.get("Contents", []):
+                    prefix, _, file = obj["Key"].rpartition("/")
+                    if file not in (SIGNATURE_FILE, TOMBSTONE_FILE):
+                        continue
+                    location = parse_location(prefix)
+                    if location is None or (since and dt.date.fromisoformat(location.date) < since):
+                        continue
+                    (found if file == SIGNATURE_FILE else revoked)[location.prefix] = location
+    except (ClientError, BotoCoreError) as exc:
+        raise _bucket_error(bucket, exc) from None
+
+    def order(loc: DeliveryLocation):
+        return (loc.date, loc.agreement, loc.dataset, loc.delivery_id)
+
+    return sorted(found.values(), key=order), sorted(revoked.values(), key=order)
+
+
+def local_folder(out_dir: Path, location: DeliveryLocation) -> Path:
+    """Where a fetched delivery lives: DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/."""
+    return out_dir / location.agreement / location.dataset / f"{location.date}_{location.delivery_id}"
