@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -354,7 +354,6 @@ class Stage:
     floor: Run | None = None
     # Floors that are the sum of other measurements carry their seconds only.
     floor_seconds: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def floor_time(self) -> float | None:

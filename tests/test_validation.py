@@ -793,7 +793,7 @@ def small_blocks(monkeypatch):
 
 @pytest.fixture
 def gx_frames(monkeypatch):
-    """The frames GX is given, with the row count of each (the facts frame is told apart by type)."""
+    """Each frame GX is given: its rows, and whether it holds data (the facts frame does not)."""
     seen = []
     run = validation._run_gx
 

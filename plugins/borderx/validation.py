@@ -86,14 +86,14 @@ RESULT_FORMAT: dict[str, Any] = {
 
 # A column map expectation that passes has no unexpected rows, and its other counts (rows, empty
 # cells) are known without GX; so GX is first asked only for verdicts, which spares it the index
-# lists (about a quarter of its time on a clean batch). What fails runs again at RESULT_FORMAT
-# on the same batch.
+# lists: about 40% of GX's time on a small file, 3-7% on a large block. What fails runs again at
+# RESULT_FORMAT on the same batch.
 VERDICT_FORMAT: dict[str, Any] = {"result_format": "BOOLEAN_ONLY"}
 
-# Bytes of CSV per GX batch. GX costs about 0.1 s per batch whatever its size, and a worker holds
-# about fifteen times its block at its peak: on 1 GiB with two workers, 8 MiB blocks took 20% longer
-# than 16 MiB, and 32 or 64 MiB were no faster but took 1.1 and 1.5 GiB instead of 0.9 GiB
-# (bench/README.md).
+# Bytes of CSV per GX batch. GX costs about 0.1 s per batch whatever its size, and a worker's
+# memory grows with its block: on 1 GiB with two workers, 8 MiB blocks took 14% longer than
+# 16 MiB, and 32 or 64 MiB saved 5% but the processes peaked at 1.1 and 1.4 GiB instead of
+# 0.85 GiB (bench/README.md).
 CHUNK_BYTES = 16 << 20
 
 # pyarrow's block size. Its streaming reader reads up to 32 blocks ahead of the consumer, which
@@ -393,7 +393,7 @@ def _batches(
             read_options=pacsv.ReadOptions(
                 block_size=block, use_threads=True, column_names=layout.raw_names if start else None
             ),
-            parse_options=_PARSE_OPTIONS(),
+            parse_options=_parse_options(),
             convert_options=_convert_options(layout.raw_names),
         )
         pieces = []
@@ -418,7 +418,7 @@ def _batches(
             source.close()
 
 
-def _PARSE_OPTIONS():
+def _parse_options():
     import pyarrow.csv as pacsv
 
     # With quoted line breaks allowed, where pyarrow's blocks end never changes how a row is
@@ -451,9 +451,11 @@ def _units(path: Path, layout: _Layout, chunk_bytes: int) -> Iterator[tuple]:
     if layout.header_only:
         return
     position = layout.header_end
-    buffer = bytearray(chunk_bytes)
     try:
         with open(path, "rb") as fh:
+            # No bigger than the file: a thousand small files need no 16 MiB buffer each.
+            size = os.fstat(fh.fileno()).st_size
+            buffer = bytearray(max(1, min(chunk_bytes, size - position + 1)))
             while True:
                 fh.seek(position)
                 got = fh.readinto(buffer)
@@ -461,7 +463,7 @@ def _units(path: Path, layout: _Layout, chunk_bytes: int) -> Iterator[tuple]:
                     return
                 if buffer.find(b'"', 0, got) >= 0:
                     break
-                if got < chunk_bytes:
+                if got < len(buffer):
                     yield ("range", position, got)
                     return
                 cut = buffer.rfind(b"\n", 0, got) + 1
@@ -490,7 +492,7 @@ def _parse_range(path: str, start: int, length: int, raw_names: list[str]) -> "p
             read_options=pacsv.ReadOptions(
                 block_size=length + 1, use_threads=False, column_names=raw_names
             ),
-            parse_options=_PARSE_OPTIONS(),
+            parse_options=_parse_options(),
             convert_options=_convert_options(raw_names),
         )
     except OSError as exc:
@@ -505,7 +507,8 @@ def _parse_range(path: str, start: int, length: int, raw_names: list[str]) -> "p
 
 
 def _diagnose(path: Path, too_long: bool = False) -> str:
-    """Why the file cannot be read as CSV: its first invalid UTF-8 byte, else its first bad record."""
+    """Why the file cannot be read as CSV: its first byte that is not UTF-8, else its first bad
+    record."""
     name = str(path)
     try:
         bad = _first_invalid_utf8(path)
@@ -600,7 +603,7 @@ def _empty_frame(names: list[str]) -> "pandas.DataFrame":
 
 
 def _facts_frame(names: list[str], rows: int) -> "pandas.DataFrame":
-    """The file's columns and row count, and not a byte of its data: every column is a null array."""
+    """The file's columns and row count, and not a byte of its data: each column a null array."""
     import pandas as pd
     import pyarrow as pa
 
@@ -620,7 +623,9 @@ _MAP_BASES: tuple | None = None
 _ORDER_DEPENDENT = frozenset(
     {"expect_column_values_to_be_increasing", "expect_column_values_to_be_decreasing"}
 )
-_UNIQUENESS = frozenset({"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"})
+_UNIQUENESS = frozenset(
+    {"expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"}
+)
 _FACT_METRICS = frozenset({"table.columns", "table.row_count", "table.column_count"})
 
 
@@ -652,12 +657,10 @@ class _Plan:
     chunk_token: str
     facts: list[_Entry]
     unique: list[_Entry]
+    # One entry per distinct expectation (a suite may repeat one).
+    distinct: dict[str, _Entry] = field(default_factory=dict)
     chunk_suite: Any = None
     facts_suite: Any = None
-
-    @property
-    def distinct(self) -> dict[str, _Entry]:
-        return {e.key: e for e in self.entries}
 
 
 def _map_bases() -> tuple:
@@ -694,7 +697,9 @@ def _plan(suite) -> _Plan:
                 ignore = "any_value_is_missing"
             else:
                 ignore = getattr(expectation, "ignore_row_if", None) or "all_values_are_missing"
-            entry = _Entry(key, config, "unique", mostly, columns=tuple(columns), ignore_row_if=ignore)
+            entry = _Entry(
+                key, config, "unique", mostly, columns=tuple(columns), ignore_row_if=ignore
+            )
         elif is_map and config.type not in _ORDER_DEPENDENT and config.type not in _UNIQUENESS:
             generic = type(expectation)._validate is ColumnMapExpectation._validate
             not_null = isinstance(expectation, ExpectColumnValuesToNotBeNull)
@@ -717,7 +722,7 @@ def _plan(suite) -> _Plan:
 
     whole = any(e.kind == "whole" for e in entries)
     distinct = {e.key: e for e in entries}
-    chunk_entries = list(distinct.values()) if whole else [e for e in distinct.values() if e.kind == "map"]
+    chunk_entries = [e for e in distinct.values() if whole or e.kind == "map"]
     chunk_spec = [e.config.to_json_dict() for e in chunk_entries]
     token = json.dumps([suite.name, chunk_spec], sort_keys=True, default=str)
     return _Plan(
@@ -728,6 +733,7 @@ def _plan(suite) -> _Plan:
         chunk_token=token,
         facts=[] if whole else [e for e in distinct.values() if e.kind == "facts"],
         unique=[] if whole else [e for e in distinct.values() if e.kind == "unique"],
+        distinct=distinct,
     )
 
 
@@ -839,7 +845,8 @@ def _subset(name: str, configs: list) -> Any:
 
 
 def _config_key(config) -> str:
-    return _expectation_key(config.type, {k: v for k, v in config.kwargs.items() if k != "batch_id"})
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    return _expectation_key(config.type, kwargs)
 
 
 def _run_gx(df: "pandas.DataFrame", suite) -> Any:
@@ -925,7 +932,10 @@ class _Tally:
     def add(self, other: "_Tally") -> None:
         self.raised = self.raised or other.raised
         self.elements += other.elements
-        self.missing = None if self.missing is None or other.missing is None else self.missing + other.missing
+        if self.missing is None or other.missing is None:
+            self.missing = None
+        else:
+            self.missing += other.missing
         self.unexpected += other.unexpected
         if len(self.rows) < MAX_ROWS_REPORTED:
             self.rows.extend(other.rows[: MAX_ROWS_REPORTED - len(self.rows)])
@@ -952,7 +962,8 @@ def _chunk_suite(task: _ChunkTask, suite=None):
             ExpectationConfiguration,
         )
 
-        cached = _suite_from(task.suite_name, [ExpectationConfiguration(**d) for d in task.chunk_spec])
+        configs = [ExpectationConfiguration(**d) for d in task.chunk_spec]
+        cached = _suite_from(task.suite_name, configs)
         if len(_CHUNK_SUITES) > 8:
             _CHUNK_SUITES.clear()
         _CHUNK_SUITES[task.chunk_token] = cached
@@ -974,7 +985,9 @@ def _validate_chunk(task: _ChunkTask, suite=None) -> _ChunkResult:
         batch = None
     rows = batch.num_rows if batch is not None else 0
     frame = _frame(batch, task.names, 0) if batch is not None else _empty_frame(task.names)
-    nulls = {n: batch.column(i).null_count for i, n in enumerate(task.names)} if batch is not None else {}
+    nulls = {}
+    if batch is not None:
+        nulls = {n: batch.column(i).null_count for i, n in enumerate(task.names)}
     result = _run_gx(frame, _chunk_suite(task, suite))
     del frame
     tallies: dict[str, _Tally] = {}
@@ -993,7 +1006,9 @@ def _validate_chunk(task: _ChunkTask, suite=None) -> _ChunkResult:
     return _ChunkResult(rows, tallies, hashes, raw)
 
 
-def _tally_of(evr, rows: int, nulls: dict[str, int], quick: tuple[str | None, bool] | None) -> _Tally:
+def _tally_of(
+    evr, rows: int, nulls: dict[str, int], quick: tuple[str | None, bool] | None
+) -> _Tally:
     if _raised_exception(evr.exception_info):
         return _Tally(raised=True, missing=None)
     result = evr.result or {}
@@ -1114,9 +1129,10 @@ class _DuplicateFinder:
             self._dir = tempfile.mkdtemp(prefix="borderx-keys-")
         for bucket in range(1 << self._bits):
             slices = [
-                (h1[b[bucket]:b[bucket + 1]], h2[b[bucket]:b[bucket + 1]], rows[b[bucket]:b[bucket + 1]])
-                for b, h1, h2, rows in self._parts
-                if b[bucket] < b[bucket + 1]
+                (h1[low:high], h2[low:high], rows[low:high])
+                for bounds, h1, h2, rows in self._parts
+                for low, high in [(bounds[bucket], bounds[bucket + 1])]
+                if low < high
             ]
             if not slices:
                 continue
@@ -1137,7 +1153,9 @@ class _DuplicateFinder:
         self._spill()
         for stem in sorted({name.split(".")[0] for name in os.listdir(self._dir)}):
             path = os.path.join(self._dir, stem)
-            yield tuple(np.fromfile(path + suffix, dtype=np.uint64) for suffix in (".h1", ".h2", ".row"))
+            yield tuple(
+                np.fromfile(path + suffix, dtype=np.uint64) for suffix in (".h1", ".h2", ".row")
+            )
 
     def duplicates(self) -> tuple[int, list[int]]:
         """How many rows share their key with another, and the first of them (0-based)."""
@@ -1275,7 +1293,8 @@ def _validate_file(csv_path: Path, suite, plan: _Plan) -> _FileRun:
     try:
         size = csv_path.stat().st_size
     except OSError as exc:
-        raise _Unreadable(f"{csv_path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        reason = exc.strerror or type(exc).__name__
+        raise _Unreadable(f"{csv_path}: cannot be read ({reason})") from None
     if plan.whole:
         return _validate_whole(csv_path, suite, plan, layout)
     pool = _start_workers(size)
@@ -1296,13 +1315,15 @@ def _validate_blocks(csv_path: Path, plan: _Plan, layout: _Layout, size: int, po
     import numpy as np
 
     if plan.chunk_suite is None:
-        plan.chunk_suite = _suite_from(plan.name, [e.config for e in plan.distinct.values() if e.kind == "map"])
+        configs = [e.config for e in plan.distinct.values() if e.kind == "map"]
+        plan.chunk_suite = _suite_from(plan.name, configs)
     position = {n: i for i, n in enumerate(layout.names)}
     unique = []
     missing_key_columns = set()
     for entry in plan.unique:
         if all(c in position for c in entry.columns):
-            unique.append((entry.key, tuple(position[c] for c in entry.columns), entry.ignore_row_if))
+            columns = tuple(position[c] for c in entry.columns)
+            unique.append((entry.key, columns, entry.ignore_row_if))
         else:
             missing_key_columns.add(entry.key)
     bits = _bucket_bits(size)
@@ -1381,9 +1402,10 @@ def _validate_blocks(csv_path: Path, plan: _Plan, layout: _Layout, size: int, po
                 finder = finders[entry.key]
                 count, first = finder.duplicates()
                 considered = finder.considered
-                results[entry.key] = _map_result(
-                    entry, _Tally(elements=rows, missing=rows - considered, unexpected=count, rows=first)
+                tally = _Tally(
+                    elements=rows, missing=rows - considered, unexpected=count, rows=first
                 )
+                results[entry.key] = _map_result(entry, tally)
         for key, tally in tallies.items():
             results[key] = _map_result(plan.distinct[key], tally)
     finally:
@@ -1472,7 +1494,11 @@ def _map_result(entry: _Entry, tally: _Tally):
         success=success,
         expectation_config=entry.config,
         result=result,
-        exception_info={"raised_exception": False, "exception_message": None, "exception_traceback": None},
+        exception_info={
+            "raised_exception": False,
+            "exception_message": None,
+            "exception_traceback": None,
+        },
     )
 
 
