@@ -1,4 +1,5 @@
-"""Exchange DAGs: receive -> validate -> deliver (per recipient) -> archive, one mapped task per file and recipient.
+"""Exchange DAGs: receive -> validate -> deliver (per recipient) -> archive; a few small files in one task, more
+as one mapped task per file and recipient.
 
 `borderx_exchange` runs when a file lands: each provider agency's intake folder is an asset watched by an
 IntakeFolderTrigger in the triggerer, which fires one asset event per complete new file, and the run takes
@@ -9,6 +10,13 @@ to take every complete file waiting.
 `borderx_sweep` runs the same pipeline every 15 minutes on whatever still waits, and finishes files that a
 failed run had already taken out of intake. Both can reach for the same file at once: the receive stage
 moves a file aside before it does anything else, so exactly one run gets it and the other sees it gone.
+
+A run that got a few small files does all their stages in its first task, `intake`, one file after the
+other: each task start costs a process and a round of API calls, and for small files those starts, and the
+waits between the mapped stages, were most of the time from drop to published. A run with more files, or
+large ones, maps the stages over them, one task per file and per recipient's delivery, with the
+deliveries' pool and retries. Should the one-task pass meet a failure worth retrying, the mapped stages
+take over from that file on, from where it got to (a delivery already signed is not redone).
 
 The tasks only wire Airflow to borderx.exchange; all logic, and every heavy import, lives there.
 Deliveries run in the pool `borderx_uploads` (create it once: `airflow pools set borderx_uploads 4 "..."`).
@@ -29,6 +37,10 @@ from borderx.triggers import IntakeFolderTrigger, watched_agencies
 UPLOAD_POOL = "borderx_uploads"
 HOME = Home.resolve()  # BORDERX_HOME, as for the CLI; the triggerer and the workers must see the same path
 POLL_SECONDS = float(os.environ.get("BORDERX_TRIGGER_POLL_SECONDS", "2"))
+# Up to this many files and bytes a run exchanges its files in one task: seconds of work in all, less than
+# what starting the mapped stages' tasks costs. More, or larger, files gain from the mapped stages' parallelism.
+ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "3"))
+ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 20)))
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 DEFAULT_ARGS = {
@@ -88,14 +100,23 @@ def _classified(call, *args):
 # -- the stages as tasks, shared by both DAGs --------------------------------------------------------------
 
 
-@task(task_id="discover", retries=1, execution_timeout=timedelta(minutes=5))
-def discover_announced() -> list[dict]:
-    """The files named by the run's conf, else by its asset events, else everything waiting."""
-    from borderx.exchange import discover
+# In the upload pool: a small run publishes from this task.
+@task(task_id="intake", pool=UPLOAD_POOL, retries=1, execution_timeout=timedelta(minutes=30))
+def take_announced() -> list[dict]:
+    """The files named by the run's conf, else by its asset events, else everything waiting; exchanges a few
+    small ones right here and returns what is left for the mapped stages."""
+    rt = _runtime()
+    files = _announced(rt)
+    if len(files) <= ONE_TASK_MAX_FILES and sum(f["size"] for f in files) <= ONE_TASK_MAX_BYTES:
+        return _exchange_here(rt, files)
+    return files
+
+
+def _announced(rt) -> list[dict]:
+    from borderx.exchange import announced_waiting, discover
     from borderx.intake import intake_file_for, intake_file_from_event
 
     context = get_current_context()
-    rt = _runtime()
     files = context["params"].get("files")
     if files:
         return [intake_file_for(rt.config, rt.home, f).to_dict() for f in files]
@@ -108,7 +129,49 @@ def discover_announced() -> list[dict]:
         placed = intake_file_from_event(rt.config, rt.home, payload) if isinstance(payload, dict) else None
         if placed is not None:
             found.setdefault(placed.path, placed.to_dict())
+    for waiting in announced_waiting(rt):
+        found.setdefault(waiting["path"], waiting)
     return list(found.values())
+
+
+def _exchange_here(rt, files: list[dict]) -> list[dict]:
+    """Every stage of each file in this task, as `borderx run` does them. Returns the files for the mapped
+    stages, whose retries and pool then apply: from the first that met a failure worth retrying on. A
+    permanent failure of one file ends the task once the others are done."""
+    import logging
+
+    from borderx.exchange import close_segment, deliver as publish, finish, receive as take, validate as check
+    from borderx.publish import ensure_bucket
+
+    actor = _actor()
+    failed: list[str] = []
+    touched = False
+
+    def all_stages(intake_file: dict) -> str:
+        validated = check(rt, take(rt, intake_file, actor), actor)
+        if validated["status"] == "accepted":
+            ensure_bucket(rt.s3, rt.target.bucket)
+            finish(rt, validated, [publish(rt, validated, plan, actor) for plan in validated["plans"]], actor)
+        return validated["status"]
+
+    left: list[dict] = []
+    for n, intake_file in enumerate(files):
+        try:
+            touched |= _classified(all_stages, intake_file) != "gone"
+        except AirflowFailException as exc:
+            touched = True
+            failed.append(f"{intake_file['name']}: {exc}")
+        except Exception as exc:
+            logging.getLogger(__name__).warning("%s: %s; the mapped stages take over from %s", type(exc).__name__,
+                                                exc, intake_file["name"])
+            left = files[n:]
+            break
+    if touched and not left:
+        # The mapped stages' archive task closes the segment when they take over.
+        _classified(close_segment, rt)
+    if failed:
+        raise AirflowFailException("; ".join(failed))
+    return left
 
 
 @task(task_id="discover", retries=1, execution_timeout=timedelta(minutes=5))
@@ -197,7 +260,7 @@ def _pipeline(found) -> None:
     doc_md=__doc__,
 )
 def borderx_exchange():
-    _pipeline(discover_announced())
+    _pipeline(take_announced())
 
 
 @dag(

@@ -1,4 +1,4 @@
-"""The auditor's questions, answered from the trail in one command."""
+"""The auditor's questions, answered from the trail in one command, each validation linked to its Data Docs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import csv
 import datetime as dt
 import io
 import json
+import shutil
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
 
+from borderx import audit_report
 from borderx.cli import main
 from borderx.exchange import run_once
 
@@ -65,3 +71,90 @@ def test_verify_command_checks_the_bucket(runtime, capsys):
     runtime.trail.path.write_text("".join(lines[:-1]))
     assert main(args) == 1
     assert "tail cut" in capsys.readouterr().out
+
+
+class _Anchors(HTMLParser):
+    """The Data Docs links of a report page, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.docs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("class") == "bx-docs":
+            self.docs.append(attrs["href"])
+
+
+def _docs_links(page: str) -> list[str]:
+    parser = _Anchors()
+    parser.feed(page)
+    return parser.docs
+
+
+def test_html_report_links_every_validation_to_its_data_docs(runtime, capsys):
+    summary = run_once(runtime, settle_seconds=0)
+    validated = [e for e in runtime.trail.events() if e["type"] == "validated"]
+    page = _report(runtime.home, capsys, "--format", "html")
+    links = _docs_links(page)
+    # One per validation, and one more beside each quarantined extract's reasons.
+    assert len(links) == len(validated) + len(summary.quarantined)
+    paths = [Path(urllib.request.url2pathname(urllib.parse.urlparse(link).path)) for link in links]
+    assert all(link.startswith("file:///") for link in links)
+    assert all(p.is_file() and p.name.endswith(".validation.html") for p in paths), paths
+    quarantined = {Path(q["file"]).name + ".validation.html" for q in summary.quarantined}
+    assert {p.name for p in paths if p.is_relative_to(runtime.home.quarantine)} == quarantined
+    assert len({p for p in paths if p.is_relative_to(runtime.home.datadocs)}) == len(validated) - len(quarantined)
+    data = json.loads(_report(runtime.home, capsys, "--format", "json"))
+    assert {v["outcome"] for v in data["validations"]} == {"accepted", "quarantined"}
+    assert all(Path(v["data_docs"]).is_file() for v in data["validations"])
+
+
+def test_a_written_report_links_data_docs_relative_to_itself(runtime, tmp_path):
+    run_once(runtime, settle_seconds=0)
+    report = audit_report.build(runtime.trail.events())
+    out = runtime.home.root / "reports" / "2026-11.html"
+    out.parent.mkdir()
+    out.write_text(audit_report.render(report, "html", out), encoding="utf-8")
+    links = _docs_links(out.read_text(encoding="utf-8"))
+    assert links and all(link.startswith("../") and "://" not in link for link in links)
+    # The home moved, the report with it: every link still opens its page.
+    moved = tmp_path / "elsewhere"
+    shutil.move(runtime.home.root, moved)
+    for link in links:
+        assert (moved / "reports" / urllib.request.url2pathname(link)).resolve().is_file(), link
+    assert audit_report.render(report, "html") == audit_report.as_html(report)
+
+
+def _event(seq, type_, **details):
+    return {"seq": seq, "time": f"2026-11-2{seq % 10}T10:00:00Z", "type": type_, "details": details}
+
+
+def test_data_docs_pages_are_followed_into_quarantine():
+    extract = {"provider": "ZA-DHA", "dataset": "traveller_flows", "source_sha256": "a" * 64, "source_name": "f.csv"}
+    events = [
+        _event(1, "validated", **extract, suite="traveller_flows", success=False, data_docs="/h/datadocs/Z/t/aaa/f.csv"
+                                                                                          ".validation.html"),
+        _event(2, "quarantined", **extract, reasons=["x"], file="/h/quarantine/Z/t/f.csv"),
+        # The same content again: quarantined as a duplicate before any validation, so it has no page.
+        _event(3, "quarantined", **extract, reasons=["duplicate"], file="/h/quarantine/Z/t/f.aaaaaaaaaaaa.csv"),
+        # A file GX could not read has no page either.
+        _event(4, "validated", **{**extract, "source_sha256": "b" * 64}, suite="s", success=False, data_docs=None),
+        _event(5, "quarantined", **{**extract, "source_sha256": "b" * 64}, reasons=["unreadable"],
+               file="/h/quarantine/Z/t/f.bbbbbbbbbbbb.csv"),
+        # A quarantined event that names its page itself is believed.
+        _event(6, "quarantined", **{**extract, "source_sha256": "c" * 64}, reasons=["x"], file="/h/q/g.csv",
+               data_docs="/h/q/g.csv.validation.html"),
+    ]
+    report = audit_report.build(events)
+    assert [q["data_docs"] for q in report.quarantines] == [
+        "/h/quarantine/Z/t/f.csv.validation.html", None, None, "/h/q/g.csv.validation.html"]
+    assert [(v["outcome"], v["data_docs"]) for v in report.validations] == [
+        ("quarantined", "/h/quarantine/Z/t/f.csv.validation.html"), ("quarantined", None)]
+    page = audit_report.as_html(report)
+    assert _docs_links(page) == ["file:///h/quarantine/Z/t/f.csv.validation.html"] * 2 + [
+        "file:///h/q/g.csv.validation.html"]
+    assert "no page" in page
+    hostile = audit_report.build([_event(1, "validated", **extract, suite="s", success=True,
+                                         data_docs='/h/"><script>x</script>.validation.html')])
+    assert "<script>" not in audit_report.as_html(hostile)

@@ -6,6 +6,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -44,6 +45,13 @@ def exchanged(runtime):
     return runtime
 
 
+DOCS_HREF = r'class="bx-docs" href="([^"]*)"'
+
+
+def _unlinked(page: str) -> str:
+    return re.sub(DOCS_HREF, 'class="bx-docs" href=""', page)
+
+
 def _tamper(trail: AuditTrail, line: int) -> None:
     lines = trail.path.read_text(encoding="utf-8").splitlines()
     event = json.loads(lines[line - 1])
@@ -75,7 +83,9 @@ def test_page_is_the_command_lines_report_with_the_verdict(exchanged, capsys):
     assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
     assert main(["audit", "report", "--home", str(exchanged.home.root), "--format", "html"]) == 0
     cli = capsys.readouterr().out
-    assert cli[cli.index("<h1>"):cli.index("</body>")] in page.text
+    # The same report; only where its Data Docs links point differs (file:// there, served pages here).
+    assert _unlinked(cli[cli.index("<h1>"):cli.index("</body>")]) in _unlinked(page.text)
+    assert re.findall(DOCS_HREF, page.text) and all(h.startswith("docs/") for h in re.findall(DOCS_HREF, page.text))
     assert 'class="bx-verdict bx-intact"' in page.text and "Audit trail intact" in page.text
 
     report = audit_report.build(exchanged.trail.events())
@@ -88,6 +98,52 @@ def test_page_is_the_command_lines_report_with_the_verdict(exchanged, capsys):
     for step in ("received", "validated", "minimised", "encrypted", "signed", "published"):
         assert f"<td>{step}</td>" in trace.text
     assert client.get("/delivery/" + "0" * 32).status_code == 404
+
+
+def test_every_validation_links_its_data_docs_served_by_the_app(exchanged):
+    client = TestClient(create_app(str(exchanged.home.root)))
+    report = audit_report.build(exchanged.trail.events())
+    links = re.findall(DOCS_HREF, client.get("/").text)
+    assert len(links) == len(report.validations) + len(report.quarantines)
+    assert {link.removeprefix("docs/") for link in links} == {
+        str(Path(p).relative_to(exchanged.home.root)) for p in report.data_docs()}
+    for link in set(links):
+        served = client.get("/" + link)
+        assert served.status_code == 200 and served.headers["content-type"].startswith("text/html")
+        csp = served.headers["content-security-policy"]
+        assert "sandbox" in csp and "default-src 'none'" in csp and "script-src" not in csp
+        assert "Expectation Validation Result" in served.text
+        page = exchanged.home.root / link.removeprefix("docs/")
+        assert served.text == page.read_text(encoding="utf-8")
+
+    delivery = report.lines[0].delivery_ids[0]
+    [own] = re.findall(DOCS_HREF, client.get(f"/delivery/{delivery}").text)
+    assert own.startswith("../docs/datadocs/") and client.get(f"/delivery/{own}").status_code == 200
+
+
+def test_only_data_docs_the_trail_names_are_served(exchanged, tmp_path):
+    client = TestClient(create_app(str(exchanged.home.root)))
+    home = exchanged.home.root
+    named = sorted(str(Path(p).relative_to(home)) for p in audit_report.build(exchanged.trail.events()).data_docs())
+    accepted = next(n for n in named if n.startswith("datadocs/"))
+    # Something an agency could place in quarantine by naming its file so, which no validation wrote.
+    planted = exchanged.home.quarantine / "ZA-DHA" / "traveller_flows" / "planted.csv.validation.html"
+    planted.write_text("<script>alert(1)</script>")
+    secret = tmp_path / "outside.validation.html"
+    secret.write_text("not for the web")
+    for asked in ("config/settings.yaml", "audit/trail.jsonl", "datadocs", str(planted.relative_to(home)),
+                  accepted.replace("datadocs/", "datadocs/%2E%2E/datadocs/"),
+                  "datadocs/%2E%2E/config/settings.yaml", "quarantine/..%2F..%2Fconfig%2Fsettings.yaml",
+                  accepted.removesuffix(".validation.html"), "%2Fetc%2Fpasswd", str(secret)):
+        answer = client.get(f"/docs/{asked}")
+        assert answer.status_code == 404, asked
+        assert "alert(1)" not in answer.text and "not for the web" not in answer.text
+    # A named page replaced by a link to a file outside the Data Docs folders is refused too.
+    page = home / accepted
+    page.unlink()
+    page.symlink_to(secret)
+    assert client.get(f"/docs/{accepted}").status_code == 404
+    assert "<script>" not in client.get("/docs/<script>x.validation.html").text
 
 
 def test_filters_are_checked_and_escaped(exchanged):
@@ -374,7 +430,14 @@ def test_airflow_serves_the_page_and_a_browser_renders_it(exchanged, tmp_path):
         assert json.loads(_get(f"{open_url}/borderx/api/verify")[2])["intact"] is True
         assert json.loads(_get(f"{open_url}/borderx/api/report")[2]) == report.to_dict()
 
+        docs = sorted(set(re.findall(DOCS_HREF, page)))
+        assert docs and all(d.startswith("docs/") for d in docs)
+        status, headers, body = _get(f"{open_url}/borderx/{docs[0]}", {"Accept": "text/html"})
+        assert status == 200 and "sandbox" in headers["content-security-policy"]
+        assert b"Expectation Validation Result" in body
+
         # Airflow authenticates no plugin route itself; the plugin does, with Airflow's own tokens.
+        assert _get(f"{locked_url}/borderx/{docs[0]}")[0] == 401
         assert _get(f"{locked_url}/borderx/api/verify")[0] == 401
         status, headers, _ = _get(f"{locked_url}/borderx/?agreement=DSA-2026-001", {"Accept": "text/html"})
         assert status == 307 and headers["location"].startswith("/auth/login?next=")
@@ -398,10 +461,14 @@ def test_airflow_serves_the_page_and_a_browser_renders_it(exchanged, tmp_path):
         dom = _chromium(tmp_path, "dom", "--dump-dom", size, f"{open_url}/borderx/")
         _chromium(tmp_path, "ui", f"--screenshot={framed}", size, "--virtual-time-budget=15000",
                   f"{open_url}/plugin/borderx-audit")
-        print(f"chromium, three runs: {time.monotonic() - started:.1f} s; screenshots: {shot} {framed}")
+        docs_dom = _chromium(tmp_path, "docs", "--dump-dom", size, f"{open_url}/borderx/{docs[0]}")
+        print(f"chromium, four runs: {time.monotonic() - started:.1f} s; screenshots: {shot} {framed}")
 
     assert 'class="bx-verdict bx-intact"' in dom and "Audit trail intact" in dom
     assert all(a in dom for a in agreements) and "Deliveries by agreement and recipient" in dom
+    assert re.findall(DOCS_HREF, dom) == re.findall(DOCS_HREF, page)
+    # GX's page, readable in the sandbox without its scripts: the verdict and the expectations' table.
+    assert "Expectation Validation Result" in docs_dom and "Evaluated Expectations" in docs_dom
     for path in (shot, framed):
         width, height, rows, bpp = _png_rows(path, 200)
         assert (width, height) == WINDOW, (path, width, height)

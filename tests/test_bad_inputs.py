@@ -7,11 +7,14 @@ import datetime as dt
 import gzip
 import json
 import os
+import stat
 
 import pytest
 
 from borderx.exchange import Runtime, run_once
-from borderx.samples import TRAVELLER_FLOWS_COLUMNS
+from borderx.samples import (
+    GOODS_CROSSINGS_COLUMNS, TRAVELLER_FLOWS_COLUMNS, goods_crossings_rows, write_csv,
+)
 
 HEADER = ",".join(TRAVELLER_FLOWS_COLUMNS)
 ROW = "2026-11-01,ZA-BEI,ENTRY,ZAF,18-29,F,ROAD,VISITOR,17"
@@ -103,15 +106,92 @@ def test_the_same_content_under_two_names_is_published_once(clean_home, s3_endpo
     assert dup["name"] == "second.csv" and dup["reasons"][0]["rule"] == "duplicate"
 
 
-def test_links_pointing_outside_the_intake_are_not_followed(clean_home, s3_endpoint, bucket, s3, tmp_path):
+def _unread_since_now(path) -> int:
+    """Sets the access time before the modification time, so that any read moves it (relatime); returns it."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_mtime_ns - 10**12, st.st_mtime_ns))
+    return os.stat(path).st_atime_ns
+
+
+def _report(home, name):
+    folder = home.quarantine / "ZA-DHA" / "traveller_flows"
+    return json.loads((folder / f"{name}.report.json").read_text()), (folder / f"{name}.report.txt").read_text()
+
+
+def test_a_symlink_is_quarantined_as_the_link_itself_and_its_target_is_never_read(
+        clean_home, s3_endpoint, bucket, s3, tmp_path):
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(GOOD)
+    atime = _unread_since_now(outside)
+    folder = clean_home.intake / "ZA-DHA" / "traveller_flows"
+    (folder / "symlinked.csv").symlink_to(outside)
+    _drop(clean_home, "zz-good.csv", GOOD.replace(b",17", b",19"))
+    summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+
+    [q] = summary.quarantined
+    assert q["name"] == "symlinked.csv" and q["reasons"][0]["rule"] == "symlink"
+    kept = clean_home.quarantine / "ZA-DHA" / "traveller_flows" / "symlinked.csv"
+    assert kept.is_symlink() and os.readlink(kept) == str(outside), "the link itself, pointing where it did"
+    assert not os.path.lexists(folder / "symlinked.csv")
+    report, text = _report(clean_home, "symlinked.csv")
+    assert report["entry"] == {"kind": "symbolic link", "target": str(outside)} and report["sha256"] is None
+    assert str(outside) in text and "Links are never followed" in text
+    assert os.stat(outside).st_atime_ns == atime, "the target was never read"
+    assert outside.read_bytes() == GOOD
+    assert _published_sources(s3, bucket) == {"zz-good.csv"}
+
+
+def test_a_hard_link_is_quarantined_with_its_inode_and_never_read(clean_home, s3_endpoint, bucket, s3, tmp_path):
     outside = tmp_path / "secret.csv"
     outside.write_bytes(GOOD)
     folder = clean_home.intake / "ZA-DHA" / "traveller_flows"
-    (folder / "symlinked.csv").symlink_to(outside)
+    os.link(outside, folder / "hardlinked.csv")
+    atime = _unread_since_now(outside)
+    _drop(clean_home, "zz-good.csv", GOOD.replace(b",17", b",19"))
     summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
-    assert not summary.published
+
+    [q] = summary.quarantined
+    assert q["name"] == "hardlinked.csv" and q["reasons"][0]["rule"] == "hard-link"
+    kept = clean_home.quarantine / "ZA-DHA" / "traveller_flows" / "hardlinked.csv"
+    # Unchanged means the same inode: moved by rename, neither copied nor read, and still shared with its
+    # outside name, which the hub left alone.
+    assert kept.stat().st_ino == outside.stat().st_ino and outside.stat().st_nlink == 2
+    assert os.stat(outside).st_atime_ns == atime, "never read"
     assert outside.read_bytes() == GOOD
-    assert not _published_sources(s3, bucket)
+    report, text = _report(clean_home, "hardlinked.csv")
+    assert report["entry"]["inode"] == outside.stat().st_ino and report["entry"]["links"] == 2
+    assert report["sha256"] is None and f"inode {outside.stat().st_ino}" in text and "find / -xdev -inum" in text
+    assert _published_sources(s3, bucket) == {"zz-good.csv"}
+
+
+def test_a_named_pipe_is_quarantined_without_the_hub_waiting_on_it(clean_home, s3_endpoint, bucket, s3):
+    folder = clean_home.intake / "ZA-DHA" / "traveller_flows"
+    os.mkfifo(folder / "pipe.csv")  # opening it to read would block until someone writes
+    _drop(clean_home, "zz-good.csv", GOOD)
+    summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+    [q] = summary.quarantined
+    assert q["reasons"][0]["rule"] == "not-a-file" and "named pipe" in q["reasons"][0]["message"]
+    assert stat.S_ISFIFO((clean_home.quarantine / "ZA-DHA" / "traveller_flows" / "pipe.csv").lstat().st_mode)
+    assert _published_sources(s3, bucket) == {"zz-good.csv"}
+
+
+def test_another_agencys_extract_in_the_wrong_folder_is_quarantined_naming_both(clean_home, s3_endpoint, bucket, s3):
+    botswana = (f"{HEADER}\n" + ROW.replace("ZA-BEI", "BW-RAM") + "\n" + ROW2.replace("ZA-BEI", "BW-MART") + "\n"
+                + ROW.replace("ZA-BEI", "ZA-LEB").replace(",17", ",31") + "\n").encode()
+    _drop(clean_home, "bw-dic_flows.csv", botswana)
+    _drop(clean_home, "zz-good.csv", GOOD)
+    summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+
+    [q] = summary.quarantined
+    [reason] = q["reasons"]
+    assert reason["rule"] == "other-agency" and reason["column"] == "border_point"
+    assert reason["rows"] == [1, 2] and reason["count"] == 2
+    assert "BW-DIC" in reason["message"] and "ZA-DHA" in reason["message"]
+    folder = clean_home.quarantine / "ZA-DHA" / "traveller_flows"
+    assert (folder / "bw-dic_flows.csv").read_bytes() == botswana
+    report, text = _report(clean_home, "bw-dic_flows.csv")
+    assert "another agency" in text and "rows 1, 2" in text and "BW-RAM" not in text
+    assert _published_sources(s3, bucket) == {"zz-good.csv"}
 
 
 @pytest.mark.parametrize("name", ["with space.csv", "ünïcødé-ファイル.csv", "line\nbreak.csv", "..dots.csv"])
@@ -135,3 +215,18 @@ def test_a_folder_for_an_unknown_dataset_is_reported_not_touched(clean_home, s3_
     summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
     assert summary.files == 0 and not summary.published
     assert (stray / "x.csv").read_bytes() == GOOD and (unknown_agency / "y.csv").read_bytes() == GOOD
+
+
+def test_customs_declarations_of_another_country_name_its_customs_agency(clean_home, s3_endpoint, bucket, s3):
+    today = dt.date.today()
+    folder = clean_home.intake / "ZA-SARS" / "goods_crossings"
+    path = write_csv(folder / "declarations.csv", GOODS_CROSSINGS_COLUMNS,
+                     goods_crossings_rows(["ZA-BEI", "BW-RAM"], today - dt.timedelta(days=3), 1, per_day=12))
+    original = path.read_bytes()
+    summary = run_once(Runtime.open(clean_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+    [q] = summary.quarantined
+    [reason] = q["reasons"]
+    assert reason["rule"] == "other-agency" and reason["column"] == "customs_office" and 0 < reason["count"] < 12
+    assert "BW-BURS" in reason["message"] and "ZA-SARS" in reason["message"]
+    assert (clean_home.quarantine / "ZA-SARS" / "goods_crossings" / "declarations.csv").read_bytes() == original
+    assert not _published_sources(s3, bucket)

@@ -113,3 +113,29 @@ def test_nothing_runs_on_a_bad_config(home, capsys):
     err = capsys.readouterr().err
     assert "config/agencies/ZA-SARS.yaml: kind:" in err and "nothing was run" in err
     assert not (home / "audit").exists() and not (home / "intake").exists()
+
+
+def test_s3_intake_prefixes_are_checked(home):
+    for agency, prefix in (("ZA-SARS", "intake/ZA"), ("ZA-DHA", "intake/ZA/DHA"), ("BW-DIC", "intake/../BW-DIC")):
+        path = home / "config" / "agencies" / f"{agency}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["intake"] = {"s3_prefix": prefix}
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    problems = {str(p) for p in check_config(home, today=TODAY)}
+    assert "config/agencies/ZA-SARS.yaml: intake.s3_prefix: overlaps the S3 intake prefix of ZA-DHA" in problems
+    assert any(p.startswith("config/agencies/BW-DIC.yaml: intake.s3_prefix: String should match pattern")
+               for p in problems)
+
+
+def test_intake_and_pull_sources_load_typed(home, tmp_path):
+    path = home / "config" / "agencies" / "ZA-SARS.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["intake"] = {"s3_prefix": "intake/ZA-SARS"}
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    data["pull"] = {"folder": str(exports)}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    agency = load_config(home, today=TODAY).agencies["ZA-SARS"]
+    assert agency.intake.s3_prefix == "intake/ZA-SARS" and agency.intake.folder is None
+    assert (agency.pull.folder, agency.pull.s3, agency.pull.schedule) == (str(exports), None, "@hourly")
+    assert load_config(home, today=TODAY).agencies["ZA-DHA"].pull is None

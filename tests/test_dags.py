@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,23 +11,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
+from airflow_procs import (DAGS, UPLOAD_POOL, airflow, drop, home_env, migrate, port_open, serving_env, signed,
+                           start_components, stop, wait_for)
 
 
 @pytest.fixture
 def airflow_env(tmp_path):
     """An Airflow home of its own on SQLite, migrated, with the project's dags folder."""
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
-    }
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                   capture_output=True)
+    home = tmp_path / "airflow"
+    env = home_env(home, f"sqlite:///{home / 'airflow.db'}")
+    migrate(env)
     return env
 
 
@@ -65,9 +57,12 @@ def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home
         assert dag_ids, f"{name} defines no DAG"
         assert seconds < 1.0, f"{name} took {seconds:.2f} s to parse"
     assert {name: ids for name, (_, _, ids) in timings.items()} == {
+        "borderx_audit_anchor.py": ["borderx_audit_anchor"],
         "borderx_daily_checks.py": ["borderx_daily_checks"],
         "borderx_exchange.py": ["borderx_exchange", "borderx_sweep"],
+        "borderx_pull.py": ["borderx_pull"],
         "borderx_retention.py": ["borderx_retention"],
+        "borderx_s3_intake.py": ["borderx_s3_intake"],
     }
 
 
@@ -196,54 +191,6 @@ def test_dag_test_of_the_sweep_retention_and_daily_checks(airflow_env, demo_home
 E2E_DEADLINE = 240
 
 
-def _descendants(pids: list[int]) -> list[int]:
-    """Every process below `pids`, from /proc, so what the components forked is ended too."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(pids)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    import signal
-
-    below = _descendants([p.pid for p in procs])
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=10)
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def _query(db: Path, sql: str, *args) -> list[tuple]:
     import sqlite3
 
@@ -254,26 +201,9 @@ def _query(db: Path, sql: str, *args) -> list[tuple]:
         return []
 
 
-def _wait(what: str, check, deadline: float, procs, logs: Path, step: float = 0.5):
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        for p in procs:
-            if p.poll() is not None:
-                raise AssertionError(f"{p.args} exited with {p.returncode} while waiting for {what}\n" + _tails(logs))
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}\n" + _tails(logs))
-
-
-def _tails(logs: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in sorted(logs.glob("*.log")))
-
-
 def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_home, s3_endpoint, bucket, s3,
                                                             tmp_path):
     import hashlib
-    import secrets
     import shutil
 
     from conftest import free_port
@@ -293,77 +223,56 @@ def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_h
     sources = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in good}
 
     port = free_port()
-    airflow = str(Path(sys.executable).with_name("airflow"))
     db = Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
     env = {
-        **airflow_env,
+        **serving_env(airflow_env, port, executor="LocalExecutor"),
         "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint, "BORDERX_BUCKET": bucket,
         "BORDERX_TRIGGER_POLL_SECONDS": "1",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     }
-    subprocess.run([airflow, "pools", "set", "borderx_uploads", "4", "concurrent uploads to the bucket"], env=env,
-                   check=True, capture_output=True, timeout=120)
+    airflow(env, "pools", "set", *UPLOAD_POOL)
 
     logs = tmp_path / "logs"
-    logs.mkdir()
     procs: list[subprocess.Popen] = []
     started = time.monotonic()
     deadline = started + E2E_DEADLINE
     try:
-        for component in (["api-server", "--port", str(port), "--host", "127.0.0.1"], ["scheduler"],
-                          ["dag-processor"], ["triggerer"]):
-            out = open(logs / f"{component[0]}.log", "wb")
-            procs.append(subprocess.Popen([airflow, *component], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True, cwd=tmp_path))
-        _wait("the exchange DAG to be parsed",
-              lambda: _query(db, "SELECT 1 FROM dag WHERE dag_id = 'borderx_exchange'"), deadline, procs, logs)
-        subprocess.run([airflow, "dags", "unpause", "borderx_exchange"], env=env, check=True, capture_output=True,
-                       timeout=120)
+        procs += start_components(env, port, logs, tmp_path)
+        wait_for("the exchange DAG to be parsed",
+                 lambda: _query(db, "SELECT 1 FROM dag WHERE dag_id = 'borderx_exchange'"), deadline, procs, logs)
+        airflow(env, "dags", "unpause", "borderx_exchange")
         # Watchers are attached at the first parse after the unpause, then the triggerer takes them up.
-        _wait("the triggerer to run one intake trigger per agency", lambda: len(_query(
+        wait_for("the triggerer to run one intake trigger per agency", lambda: len(_query(
             db, "SELECT id FROM trigger WHERE classpath = 'borderx.triggers.IntakeFolderTrigger' "
                 "AND triggerer_id IS NOT NULL")) == 3, deadline, procs, logs)
-        _wait("the api-server", lambda: _port_open(port), deadline, procs, logs)
+        wait_for("the api-server", lambda: port_open(port), deadline, procs, logs)
         ready = time.monotonic()
 
-        # Dropped the way transfer tools do it: written under a .part name, then renamed.
         dropped_at = time.monotonic()
         for p in good:
-            target = demo_home.intake / p.relative_to(stash)
-            partial = target.with_name(target.name + ".part")
-            shutil.copyfile(p, partial)
-            os.replace(partial, target)
+            drop(p, demo_home.intake / p.relative_to(stash))
 
         published_at: dict[str, float] = {}
 
         def all_published():
             for sha, name in sources.items():
-                if name not in published_at and len(_signed(s3, bucket).get(sha, [])) == 2:
+                if name not in published_at and len(signed(s3, bucket).get(sha, [])) == 2:
                     published_at[name] = time.monotonic() - dropped_at
             return len(published_at) == len(sources)
 
-        _wait("all three extracts to be published", all_published, deadline, procs, logs, step=1)
-        _wait("the runs to finish", lambda: _query(db, "SELECT state FROM dag_run WHERE dag_id = 'borderx_exchange'")
-              and all(s == "success" for (s,) in _query(db, "SELECT state FROM dag_run WHERE dag_id = "
-                                                            "'borderx_exchange'")), deadline, procs, logs)
+        wait_for("all three extracts to be published", all_published, deadline, procs, logs, step=1)
+        wait_for("the runs to finish", lambda: _query(db, "SELECT state FROM dag_run WHERE dag_id = 'borderx_exchange'")
+                 and all(s == "success" for (s,) in _query(db, "SELECT state FROM dag_run WHERE dag_id = "
+                                                               "'borderx_exchange'")), deadline, procs, logs)
         runs = _query(db, "SELECT run_type, state FROM dag_run WHERE dag_id = 'borderx_exchange'")
     finally:
-        _stop(procs)
+        stop(procs)
 
     print(f"\nend to end: ready {ready - started:.0f} s after start; {len(runs)} run(s); drop to published "
           + ", ".join(f"{name} {secs:.1f} s" for name, secs in sorted(published_at.items())))
     assert runs and all(t == "asset_triggered" for t, _ in runs), runs
-    signed = _signed(s3, bucket)
-    assert {sha: len(keys) for sha, keys in signed.items()} == {sha: 2 for sha in sources}
+    by_source = signed(s3, bucket)
+    assert {sha: len(keys) for sha, keys in by_source.items()} == {sha: 2 for sha in sources}
     trail = [json.loads(line) for line in (demo_home.audit / "trail.jsonl").read_text().splitlines()]
     published = [e["details"]["source_sha256"] for e in trail if e["type"] == "published"]
     assert sorted(published) == sorted(sha for sha in sources for _ in range(2)), "each delivery published once"
@@ -371,29 +280,6 @@ def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_h
     assert sorted(p.name for p in demo_home.archive.rglob("*.csv")) == sorted(sources.values())
     assert not list(demo_home.intake.rglob("*.csv")) and not list(demo_home.quarantine.rglob("*.csv"))
     assert list(demo_home.intake.rglob("*.part")), "the half-transferred sample is left alone"
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def _signed(s3, bucket) -> dict[str, list[str]]:
-    """Signature objects per source hash, read from each signed delivery's manifest."""
-    found: dict[str, list[str]] = {}
-    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
-        return found
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="deliveries/"):
-        for o in page.get("Contents", []):
-            if o["Key"].endswith("manifest.json.sig"):
-                manifest = json.loads(s3.get_object(Bucket=bucket, Key=o["Key"].removesuffix(".sig"))["Body"].read())
-                found.setdefault(manifest["source"]["sha256"], []).append(o["Key"])
-    return found
 
 
 def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, monkeypatch):

@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import time
 from pathlib import Path
 
@@ -376,6 +377,81 @@ def test_value_patterns_stay_on_the_vectorised_path():
         pytest.skip("string storage without a pyarrow regex kernel")
     for kind, pattern in gate.COMPILED_PATTERNS.items():
         assert not array._needs_python_regex(pattern), kind
+    for kinds in ALL_KIND_SETS:
+        assert not array._needs_python_regex(gate.combined_pattern(kinds)), kinds
+
+
+# Every non-empty set of kinds, in suite order and reversed.
+ALL_KIND_SETS = [
+    kinds
+    for size in range(1, len(gate.IDENTIFIER_KINDS) + 1)
+    for combo in itertools.combinations(gate.IDENTIFIER_KINDS, size)
+    for kinds in (list(combo), list(reversed(combo)))
+]
+
+# Hits of every kind, near misses, ordinary values of both datasets, and each of them repeated.
+MIXED_VALUES = (
+    [value for _, _, value in FLOWS_VALUE_CASES]
+    + ["ZA1234567", "A12345678", "x@y.com", "+27 82 123 4567 and 1980-01-31"]
+    + ["a@b", "@home", "65+", "1234567890", "0012", "1000000.00", "+12345", "ASYLUM_SEEKER",
+       "A<<B", "ZA-BEI", "870323", "ABC1234567", "A12345", "A1234567890", "18-29", "", " "]
+    + list(flows_row(7).values()) + list(goods_row(11).values())
+)
+
+
+def reference_mask(values, kinds):
+    """One search per cell and per kind: what the gate means, spelt out slowly."""
+    return [
+        isinstance(v, str) and any(gate.COMPILED_PATTERNS[k].search(v) for k in kinds)
+        for v in values
+    ]
+
+
+@pytest.mark.parametrize("kinds", ALL_KIND_SETS, ids=["+".join(k) for k in ALL_KIND_SETS])
+def test_distinct_value_matching_finds_what_each_kind_finds(kinds):
+    import pandas as pd
+
+    values = MIXED_VALUES * 3
+    rng = random.Random(len(kinds))
+    rng.shuffle(values)
+    # GX hands the check a column without its empty cells, so its index has gaps.
+    series = pd.Series(values, index=range(5, 5 + 2 * len(values), 2), dtype="str")
+    got = gate.identifier_mask(series, kinds)
+    assert got.index.equals(series.index)
+    assert got.dtype == bool
+    assert got.tolist() == reference_mask(values, kinds)
+    assert got.any()
+
+
+def test_distinct_value_matching_of_nulls_and_other_types():
+    import pandas as pd
+
+    values = [None, "x@y.com", float("nan"), "x@y.com", 27821234567, None, "ENTRY", pd.NA]
+    got = gate.identifier_mask(pd.Series(values, dtype="object"), gate.IDENTIFIER_KINDS)
+    assert got.tolist() == [False, True, False, True, False, False, False, False]
+    assert gate.identifier_mask(pd.Series([], dtype="str"), ["email"]).tolist() == []
+    assert gate.identifier_mask([None, None], ["email"]).tolist() == [False, False]
+    # Numbers are matched as their text, which has no + or 00 in front.
+    assert gate.identifier_mask(pd.Series([27, 27821234567, 27]), ["phone"]).tolist() == [
+        False, False, False
+    ]
+    assert gate.identifier_mask(pd.Series(["0027821234567"] * 3 + [None]), ["phone"]).tolist() == [
+        True, True, True, False
+    ]
+
+
+def test_repeated_identifier_is_reported_on_every_row(tmp_path):
+    dob = "1980-01-31"
+    data = build(
+        flows_row, 60, r3={"age_band": dob}, r4={"age_band": ""}, r5={"age_band": ""},
+        r41={"age_band": dob}, r60={"age_band": dob},
+    )
+    outcome = validate_extract(write_csv(tmp_path / "dob.csv", FLOWS_HEADER, data), FLOWS_SUITE)
+    failure = only_gate_failure(outcome)
+    assert failure.column == "age_band"
+    assert failure.rows == [3, 41, 60]
+    assert failure.unexpected_count == 3
+    assert dob not in json.dumps(outcome.to_dict(), ensure_ascii=False)
 
 
 def test_legitimate_files_of_both_datasets_pass(tmp_path):

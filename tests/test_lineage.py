@@ -27,6 +27,8 @@ def test_deliver_runs_emit_lineage_with_the_delivery_facet(tmp_path, demo_home, 
         "BORDERX_HOME": str(demo_home.root),
         "BORDERX_S3_ENDPOINT_URL": s3_endpoint,
         "BORDERX_BUCKET": bucket,
+        # Each delivery its own deliver task, as the README says to set where lineage is collected.
+        "BORDERX_ONE_TASK_MAX_FILES": "0",
     }
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
                    capture_output=True)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from borderx.config.loader import load_config
-from borderx.exchange import Runtime, discover, receive, validate
+from borderx.exchange import Runtime, announced_waiting, discover, receive, validate
 from borderx.intake import INFLIGHT_DIR, scan
 from borderx.triggers import IntakeFolderTrigger, IntakeWatch, watched_agencies
 
@@ -121,6 +121,79 @@ def test_a_copy_that_keeps_an_old_mtime_while_growing_waits_until_its_size_holds
     assert ready() == ["copied.csv"]
 
 
+def test_a_file_renamed_into_place_is_announced_without_the_settle_wait(demo_home):
+    clock = [0.0]  # seconds the test lets pass, on both clocks
+    watch = IntakeWatch(demo_home.root, agency="ZA-DHA", settle_seconds=60, clock=lambda: time.time() + clock[0],
+                        monotonic=lambda: time.monotonic() + clock[0])
+    folder = demo_home.intake / "ZA-DHA" / "traveller_flows"
+    ready = lambda: sorted(p["name"] for p in watch.poll() if p["name"] in ("renamed.csv", "written.csv"))  # noqa: E731
+    assert ready() == []  # the files already there wait out the settle time as before
+
+    partial = folder / "renamed.csv.part"
+    partial.write_text("period\n2026-01-01\n")
+    assert ready() == []
+    os.replace(partial, folder / "renamed.csv")
+    (folder / "written.csv").write_text("period\n2026-01-01\n")
+    assert ready() == ["renamed.csv"]
+    watch.announced(_payload(folder / "renamed.csv"))
+    assert ready() == []
+
+    clock[0] += 61
+    assert ready() == ["written.csv"]
+    watch.close()
+
+
+def test_a_file_written_to_after_its_rename_waits_the_settle_time(demo_home):
+    clock = [0.0]
+    watch = IntakeWatch(demo_home.root, agency="ZA-DHA", settle_seconds=60, clock=lambda: time.time() + clock[0],
+                        monotonic=lambda: time.monotonic() + clock[0])
+    folder = demo_home.intake / "ZA-DHA" / "traveller_flows"
+    ready = lambda: [p["name"] for p in watch.poll() if p["name"] == "late.csv"]  # noqa: E731
+    watch.poll()
+    staged = demo_home.root / "staged.csv"  # a move from elsewhere on the same filesystem is a rename too
+    staged.write_text("period\n")
+    os.replace(staged, folder / "late.csv")
+    with open(folder / "late.csv", "a") as fh:
+        fh.write("2026-01-01\n")
+    assert ready() == []
+    clock[0] += 61
+    assert ready() == ["late.csv"]
+    watch.close()
+
+
+def _payload(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def test_a_trigger_announces_a_renamed_file_within_a_poll(demo_home):
+    folder = demo_home.intake / "BW-DIC" / "traveller_flows"
+    trigger = IntakeFolderTrigger(home=str(demo_home.root), agency="BW-DIC", poll_interval=0.1, settle_seconds=30)
+
+    async def main():
+        events, landed = [], []
+
+        async def consume():
+            async for event in trigger.run():
+                events.append((time.monotonic(), event.payload))
+                if event.payload["name"] == "fresh.csv":
+                    return
+
+        async def drop():
+            await asyncio.sleep(0.5)
+            partial = folder / "fresh.csv.part"
+            partial.write_text("period\n2026-02-02\n")
+            os.replace(partial, folder / "fresh.csv")
+            landed.append(time.monotonic())
+
+        await asyncio.wait_for(asyncio.gather(consume(), drop()), 10)
+        return events, landed[0]
+
+    events, landed = asyncio.run(main())
+    assert [e["name"] for _, e in events] == ["fresh.csv"], "the files already there still wait 30 s"
+    assert events[0][0] - landed < 1.0
+
+
 def test_serializes_for_the_triggerer_and_is_a_valid_asset_watcher(demo_home):
     from airflow.sdk import Asset, AssetWatcher
     from airflow.triggers.base import BaseEventTrigger
@@ -134,6 +207,25 @@ def test_serializes_for_the_triggerer_and_is_a_valid_asset_watcher(demo_home):
     assert BaseEventTrigger.hash(classpath, kwargs) == BaseEventTrigger.hash(*again.serialize())
     Asset(name="x", uri="x-borderx-intake://ZA-DHA", watchers=[AssetWatcher(name="x", trigger=trigger)])
     assert watched_agencies(demo_home.root) == ["BW-DIC", "ZA-DHA", "ZA-SARS"]
+
+
+def test_event_runs_also_take_files_announced_but_left_out_of_their_events(runtime):
+    # Airflow leaves events newer than a run's queue entry out of that run; the run still takes their files.
+    announced = collect(trigger_for(runtime.home), 1.5)
+    assert len(announced) == 6
+    assert sorted(f["path"] for f in announced_waiting(runtime)) == sorted(e["path"] for e in announced)
+
+    unannounced = runtime.home.intake / "ZA-SARS" / "goods_crossings" / "after.csv"
+    unannounced.write_text("declaration_ref\n")
+    changed = Path(announced[0]["path"])
+    with open(changed, "a") as fh:
+        fh.write("\n")  # written to since it was announced: the trigger has yet to see it whole
+    taken = Path(announced[1]["path"])
+    assert receive(runtime, next(f for f in announced_waiting(runtime) if f["path"] == str(taken)), _run(1))[
+        "status"] == "received"
+
+    waiting = {f["path"] for f in announced_waiting(runtime)}
+    assert waiting == {e["path"] for e in announced} - {str(changed), str(taken)}
 
 
 # -- the hand-off: whichever run takes a file first has it, the other sees it gone ----------------------
@@ -274,3 +366,96 @@ def test_a_pass_that_failed_part_way_is_finished_by_the_next_pass_of_the_same_pr
     assert not list(runtime.home.intake.rglob("*.csv"))
     assert len(list(runtime.home.archive.rglob("*.csv"))) == 3
     assert len(list(runtime.home.quarantine.rglob("*.csv"))) == 3
+
+
+def test_a_one_task_pass_cut_short_hands_its_files_to_the_mapped_stages_without_doubling(runtime, monkeypatch):
+    """The exchange DAG does a few small files in its first task; a transient failure part-way hands the
+    file it was on, as far as it got, and those after it to the mapped stages, which finish them: each
+    delivery is published once."""
+    import importlib.util
+    import json
+
+    import borderx.exchange as exchange
+    from borderx.exchange import deliver, finish, receive, validate
+    from borderx.publish import ensure_bucket
+
+    monkeypatch.setenv("BORDERX_HOME", str(runtime.home.root))
+    dag_file = Path(__file__).resolve().parents[1] / "dags" / "borderx_exchange.py"
+    spec = importlib.util.spec_from_file_location("borderx_exchange_one_task", dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actor = {"dag_id": "borderx_exchange", "run_id": "asset_triggered__one", "task_id": "intake", "map_index": -1}
+    monkeypatch.setattr(module, "_actor", lambda: actor)
+
+    waiting = discover(runtime, settle_seconds=0)
+    first = next(f for f in waiting if f["agency"] == "ZA-DHA" and "resent" not in f["name"])
+    cut = next(f for f in waiting if f["dataset"] == "goods_crossings" and "draft" not in f["name"])
+    after = next(f for f in waiting if f["agency"] == "BW-DIC" and "_v2" not in f["name"])
+    real = exchange.deliver
+    calls = []
+
+    def fourth_fails(*args):
+        calls.append(1)
+        if len(calls) == 4:  # the second delivery of the second file
+            raise exchange.TransientError("bucket unreachable")
+        return real(*args)
+
+    monkeypatch.setattr(exchange, "deliver", fourth_fails)
+    assert module._exchange_here(runtime, [first, cut, after]) == [cut, after]
+    monkeypatch.setattr(exchange, "deliver", real)
+    assert len(list(runtime.home.archive.rglob(first["name"]))) == 1, "the first file was done in the one task"
+    assert not Path(cut["path"]).exists(), "the file it was on stays taken by the run"
+    assert Path(after["path"]).exists(), "the next one was not touched"
+
+    mapped = {**actor, "task_id": "receive", "map_index": 0}
+    done = []
+    for f in (cut, after):
+        accepted = validate(runtime, receive(runtime, f, mapped), mapped)
+        assert accepted["status"] == "accepted"
+        ensure_bucket(runtime.s3, runtime.target.bucket)
+        results = [deliver(runtime, accepted, plan, {**mapped, "task_id": "deliver"}) for plan in accepted["plans"]]
+        finish(runtime, accepted, results, mapped)
+        done.append((accepted, sorted(r["status"] for r in results)))
+    assert done[0][1] == ["already-published", "published"]
+    assert done[1][1] == ["published", "published"]
+
+    trail = [json.loads(line) for line in (runtime.home.audit / "trail.jsonl").read_text().splitlines()]
+    for accepted, _ in done:
+        published = [e for e in trail if e["type"] == "published" and e["details"]["source_sha256"] ==
+                     accepted["extract"]["sha256"]]
+        assert len(published) == len(accepted["plans"]) == 2
+        assert len(list(runtime.home.archive.rglob(accepted["extract"]["name"]))) == 1
+    assert not list(runtime.home.quarantine.rglob("*.csv"))
+
+
+def test_a_one_task_pass_finishes_the_others_then_fails_for_a_permanent_failure(runtime, monkeypatch):
+    import importlib.util
+
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    import borderx.exchange as exchange
+    from borderx.errors import PublishError
+
+    monkeypatch.setenv("BORDERX_HOME", str(runtime.home.root))
+    dag_file = Path(__file__).resolve().parents[1] / "dags" / "borderx_exchange.py"
+    spec = importlib.util.spec_from_file_location("borderx_exchange_one_task_fail", dag_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "_actor", lambda: {"dag_id": "borderx_exchange", "run_id": "r", "task_id": "intake",
+                                                   "map_index": -1})
+    waiting = discover(runtime, settle_seconds=0)
+    refused = next(f for f in waiting if f["agency"] == "ZA-DHA" and "resent" not in f["name"])
+    fine = next(f for f in waiting if f["agency"] == "BW-DIC" and "_v2" not in f["name"])
+    real = exchange.deliver
+
+    def refuse_za(rt, accepted, plan, actor=None):
+        if accepted["extract"]["agency"] == "ZA-DHA":
+            raise PublishError("s3://bucket/key: AccessDenied")
+        return real(rt, accepted, plan, actor)
+
+    monkeypatch.setattr(exchange, "deliver", refuse_za)
+    with pytest.raises(AirflowFailException, match=refused["name"]):
+        module._exchange_here(runtime, [refused, fine])
+    assert len(list(runtime.home.archive.rglob(fine["name"]))) == 1
+    assert not list(runtime.home.archive.rglob(refused["name"]))

@@ -7,9 +7,12 @@ import datetime as dt
 import html
 import io
 import json
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import quote
 
 
 @dataclass
@@ -34,9 +37,53 @@ class Report:
     blocked: list[dict]
     volume_by_day: dict[str, int]
     revocations: list[dict] = field(default_factory=list)
+    validations: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def data_docs(self) -> set[str]:
+        """Every Data Docs page the report links to."""
+        return {v["data_docs"] for v in (*self.validations, *self.quarantines) if v.get("data_docs")}
+
+
+def _extract_key(details: dict) -> tuple:
+    return (details.get("provider"), details.get("dataset"), details.get("source_sha256"), details.get("source_name"))
+
+
+def _validations(events: list[dict]) -> tuple[list[tuple[dict, dict]], dict[int, str | None]]:
+    """Each validated event with where its Data Docs page is now, and the page of each quarantined event (by seq).
+
+    The page is written beside the accepted extracts (HOME/datadocs/...); quarantine moves it beside the
+    quarantined file as FILE.validation.html, so the validated event's path is followed to there.
+    """
+    found: list[tuple[dict, dict]] = []
+    open_: dict[tuple, dict] = {}
+    quarantine_pages: dict[int, str | None] = {}
+    for e in events:
+        d = e["details"]
+        if e["type"] == "validated":
+            row = {"time": e["time"], "provider": d.get("provider"), "dataset": d.get("dataset"),
+                   "source": d.get("source_name"), "source_sha256": d.get("source_sha256"), "suite": d.get("suite"),
+                   "success": d.get("success"), "rows": d.get("rows"), "outcome": None, "data_docs": d.get("data_docs")}
+            found.append((e, row))
+            open_[_extract_key(d)] = row
+        elif e["type"] == "quarantined":
+            row = open_.pop(_extract_key(d), None)
+            if "data_docs" in d:
+                page = d["data_docs"]
+            elif row is not None and row["data_docs"] and d.get("file"):
+                page = d["file"] + ".validation.html"
+            else:
+                page = None  # a duplicate, or a file GX could not read: no validation ran on it
+            quarantine_pages[e["seq"]] = page
+            if row is not None:
+                row.update(outcome="quarantined", data_docs=page)
+        elif e["type"] == "archived":
+            row = open_.pop(_extract_key(d), None)
+            if row is not None:
+                row["outcome"] = "accepted"
+    return found, quarantine_pages
 
 
 def _in_period(event: dict, since: dt.date | None, until: dt.date | None) -> bool:
@@ -46,7 +93,11 @@ def _in_period(event: dict, since: dt.date | None, until: dt.date | None) -> boo
 
 def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.date | None = None,
           agreement: str | None = None, provider: str | None = None, recipient: str | None = None) -> Report:
-    events = [e for e in events if _in_period(e, since, until)]
+    every = list(events)
+    # Pages are followed over the whole trail: an extract validated on the last day of a period may be
+    # quarantined or archived just after it.
+    validated, quarantine_pages = _validations(every)
+    events = [e for e in every if _in_period(e, since, until)]
     minimised = {e["details"]["delivery_id"]: e["details"] for e in events if e["type"] == "minimised"}
     suppressed = {e["details"]["delivery_id"]: e["details"] for e in events if e["type"] == "suppressed"}
     lines: dict[tuple, Line] = {}
@@ -71,7 +122,8 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
         volume[e["time"][:10]] += rows
     quarantines = [
         {"time": e["time"], "provider": e["details"]["provider"], "dataset": e["details"]["dataset"],
-         "source": e["details"]["source_name"], "reasons": e["details"]["reasons"]}
+         "source": e["details"]["source_name"], "reasons": e["details"]["reasons"],
+         "data_docs": quarantine_pages.get(e.get("seq"))}
         for e in events
         if e["type"] == "quarantined" and (provider is None or e["details"]["provider"] == provider)
         and agreement is None and recipient is None
@@ -86,9 +138,16 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
          "recipient": e["details"]["recipient"], "reason": e["details"]["reason"]}
         for e in events if e["type"] == "revoked" and wanted({**e["details"], "provider": provider})
     ]
+    # With an agreement or recipient asked for, the validations shown are those of the extracts it received.
+    shared = {e["details"].get("source_sha256") for e in events if e["type"] == "published" and wanted(e["details"])}
+    validations = [
+        row for e, row in validated
+        if _in_period(e, since, until) and (provider is None or row["provider"] == provider)
+        and ((agreement is None and recipient is None) or row["source_sha256"] in shared)
+    ]
     return Report(since.isoformat() if since else None, until.isoformat() if until else None,
                   sorted(lines.values(), key=lambda l: (l.agreement, l.provider, l.recipient, l.dataset)),
-                  quarantines, blocked, dict(sorted(volume.items())), revocations)
+                  quarantines, blocked, dict(sorted(volume.items())), revocations, validations)
 
 
 COLUMNS = ["agreement", "provider", "recipient", "dataset", "deliveries", "rows", "suppressed_rows", "suppressed_count"]
@@ -143,13 +202,57 @@ def _bar_chart(volume: dict[str, int]) -> str:
     return "".join(parts)
 
 
-def as_html(report: Report) -> str:
+DocsLink = Callable[[str], "str | None"]
+
+
+def file_links(page: str) -> str | None:
+    """A file:// URL, for a report read on the hub itself (printed, not written beside anything)."""
+    path = Path(page)
+    return path.as_uri() if path.is_absolute() else None
+
+
+def links_relative_to(folder: str | os.PathLike) -> DocsLink:
+    """Links relative to the folder the report is written to, so the report and the home can move together."""
+    base = Path(folder).resolve()
+
+    def link(page: str) -> str | None:
+        if not Path(page).is_absolute():
+            return None
+        return quote(Path(os.path.relpath(page, base)).as_posix())
+
+    return link
+
+
+def _docs_link(page: str | None, docs_href: DocsLink) -> str:
+    href = docs_href(page) if page else None
+    if not href:
+        return ""
+    return f' <a class="bx-docs" href="{html.escape(href, quote=True)}">Data Docs</a>'
+
+
+def _validations_html(report: Report, docs_href: DocsLink) -> str:
+    esc = html.escape
+    if not report.validations:
+        return "<p>No extracts validated in this period.</p>"
+    head = "".join(f"<th>{c}</th>" for c in ("time (UTC)", "provider", "dataset", "file", "suite", "expectations",
+                                             "outcome", "validation"))
+    rows = "".join(
+        f"<tr><td>{esc(str(v['time'])[:19])}</td><td>{esc(str(v['provider']))}</td><td>{esc(str(v['dataset']))}</td>"
+        f"<td>{esc(str(v['source']))}</td><td>{esc(str(v['suite']))}</td>"
+        f"<td>{'met' if v['success'] else 'not met'}</td><td>{esc(v['outcome'] or 'in progress')}</td>"
+        f"<td>{_docs_link(v['data_docs'], docs_href).strip() or 'no page'}</td></tr>"
+        for v in report.validations)
+    return f'<table class="bx-validations"><tr>{head}</tr>{rows}</table>'
+
+
+def as_html(report: Report, *, docs_href: DocsLink = file_links) -> str:
+    """The report as one HTML page; `docs_href` turns a Data Docs page's path into the link to it."""
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{esc(str(getattr(l, c)))}</td>" for c in COLUMNS) + "</tr>" for l in report.lines)
     quarantined = "".join(
         f"<li>{esc(q['time'][:19])} {esc(q['provider'])}/{esc(q['dataset'])}/{esc(q['source'])}: "
-        f"{esc(', '.join(q['reasons']))}</li>" for q in report.quarantines)
+        f"{esc(', '.join(q['reasons']))}{_docs_link(q.get('data_docs'), docs_href)}</li>" for q in report.quarantines)
     blocked = "".join(f"<li>{esc(b['time'][:19])} {esc(b['agreement'])} {esc(b['recipient'] or '')}: {esc(b['rule'])}</li>"
                       for b in report.blocked)
     revoked = "".join(f"<li>{esc(r['time'][:19])} {esc(r['agreement'])} &rarr; {esc(r['recipient'])} "
@@ -162,6 +265,7 @@ th{{background:#edf2f7}}</style></head><body>
 <h1>What was shared, {esc(period)}</h1>
 <h2>Rows delivered per day</h2>{_bar_chart(report.volume_by_day)}
 <h2>Deliveries by agreement and recipient</h2><table><tr>{head}</tr>{body}</table>
+<h2>Validations ({len(report.validations)})</h2>{_validations_html(report, docs_href)}
 <h2>Quarantined extracts ({len(report.quarantines)})</h2><ul>{quarantined}</ul>
 <h2>Stopped by agreement rules ({len(report.blocked)})</h2><ul>{blocked}</ul>
 <h2>Revoked deliveries ({len(report.revocations)})</h2><ul>{revoked}</ul>
@@ -170,6 +274,13 @@ th{{background:#edf2f7}}</style></head><body>
 
 
 FORMATS = {"table": as_table, "json": as_json, "csv": as_csv, "html": as_html}
+
+
+def render(report: Report, fmt: str, out: str | os.PathLike | None = None) -> str:
+    """The report in `fmt`; an HTML report written to `out` links the Data Docs pages relative to it."""
+    if fmt == "html" and out is not None:
+        return as_html(report, docs_href=links_relative_to(Path(out).resolve().parent))
+    return FORMATS[fmt](report)
 
 
 def trace(events: Iterable[dict], delivery_id: str) -> list[dict]:

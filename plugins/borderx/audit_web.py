@@ -7,6 +7,8 @@ A small FastAPI app over one home's audit trail. Airflow's API server mounts it 
     /api/report         the same report as JSON (`borderx audit report --format json`)
     /api/verify         the verdict as JSON: the hash chain and the local signed heads
     /delivery/{id}      one delivery traced from intake to bucket
+    /docs/{path}        a Great Expectations Data Docs page the trail names, under HOME/datadocs/ or
+                        HOME/quarantine/ (nothing else in the home is served)
 
 Every page takes the period filter as query parameters: from, to (YYYY-MM-DD), agreement, provider,
 recipient. The app only reads: it never appends to the trail and never needs a private key.
@@ -18,7 +20,7 @@ import datetime as dt
 import html
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 from urllib.parse import quote
 
@@ -40,6 +42,16 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+# A Data Docs page is GX's HTML, and a page in quarantine sits beside what an agency sent: it is shown
+# sandboxed (its own opaque origin, no script, nothing fetched), which leaves GX's tables readable.
+DOCS_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
+}
+DOCS_FOLDERS = ("datadocs", "quarantine")
+DOCS_SUFFIX = ".validation.html"
 
 STYLE = """<style>
 .bx-nav{font-size:.9em;margin-bottom:1em}
@@ -158,6 +170,48 @@ def _verdict_html(v: dict[str, Any]) -> str:
     return f'<p class="bx-verdict bx-broken" id="verdict">Audit trail not verified: {_esc(v["error"])}</p>'
 
 
+def docs_name(home: Home, page: str) -> str | None:
+    """The page's path under the home, as /docs/ serves it, or None for a path the app never serves."""
+    try:
+        rel = PurePosixPath(Path(page).relative_to(home.root).as_posix())
+    except ValueError:
+        return None
+    if len(rel.parts) < 2 or rel.parts[0] not in DOCS_FOLDERS or not rel.name.endswith(DOCS_SUFFIX):
+        return None
+    return rel.as_posix()
+
+
+def docs_links(home: Home, prefix: str = "docs/"):
+    """Links from the app's pages to the Data Docs it serves."""
+    def link(page: str) -> str | None:
+        name = docs_name(home, page)
+        return prefix + quote(name) if name else None
+
+    return link
+
+
+def docs_page(home: Home, asked: str, named: set[str]) -> Path | None:
+    """The file for /docs/`asked`, if it is a Data Docs page that the trail names and that lies, symlinks
+    resolved, inside HOME/datadocs/ or HOME/quarantine/; None for anything else."""
+    if "\\" in asked or "\x00" in asked:
+        return None
+    rel = PurePosixPath(asked)
+    if rel.is_absolute() or any(part in ("", ".", "..") for part in rel.parts) or rel.as_posix() != asked:
+        return None
+    if len(rel.parts) < 2 or rel.parts[0] not in DOCS_FOLDERS or not rel.name.endswith(DOCS_SUFFIX):
+        return None
+    if asked not in named:
+        return None
+    try:
+        resolved = home.root.joinpath(*rel.parts).resolve(strict=True)
+        folder = (home.root / rel.parts[0]).resolve(strict=True)
+    except OSError:
+        return None
+    if not resolved.is_relative_to(folder) or not resolved.is_file():
+        return None
+    return resolved
+
+
 def _filter_form(period: Period) -> str:
     values = period.as_query()
     fields = [("from", "From", "date"), ("to", "To", "date"), ("agreement", "Agreement", "text"),
@@ -228,7 +282,8 @@ def create_app(home: str | Path | None = None, *, dependencies: Sequence[Any] = 
             report = period.build(read_events(AuditTrail(h.audit)))
         except TrailUnreadable as exc:
             return _html(_page("borderx audit report", f'{top}<p class="bx-error">{_esc(exc)}</p>'))
-        return _html(_inject(audit_report.as_html(report), STYLE, top, _deliveries_html(report)))
+        return _html(_inject(audit_report.as_html(report, docs_href=docs_links(h)), STYLE, top,
+                             _deliveries_html(report)))
 
     @app.get("/api/report")
     def report_json(request: Request) -> JSONResponse:
@@ -246,11 +301,27 @@ def create_app(home: str | Path | None = None, *, dependencies: Sequence[Any] = 
     def verify_json() -> JSONResponse:
         return _json(verdict(current_home()))
 
+    @app.get("/docs/{page:path}", response_class=HTMLResponse)
+    def data_docs(page: str) -> HTMLResponse:
+        h = current_home()
+        try:
+            named = {n for p in audit_report.build(read_events(AuditTrail(h.audit))).data_docs()
+                     if (n := docs_name(h, p))}
+        except TrailUnreadable as exc:
+            return _html(_page("Data Docs", f'<p class="bx-error">{_esc(exc)}</p>'), 409)
+        found = docs_page(h, page, named)
+        if found is None:
+            return _html(_page("Data Docs", f"<p>No Data Docs page <code>{_esc(page)}</code> in the audit trail.</p>"),
+                         404)
+        return HTMLResponse(found.read_text(encoding="utf-8", errors="replace"), headers=DOCS_HEADERS)
+
     @app.get("/delivery/{delivery_id}", response_class=HTMLResponse)
     def delivery_page(delivery_id: str) -> HTMLResponse:
         back = '<p class="bx-nav"><a href="../">&larr; audit report</a></p>'
+        h = current_home()
         try:
-            events = audit_report.trace(read_events(AuditTrail(current_home().audit)), delivery_id)
+            every = read_events(AuditTrail(h.audit))
+            events = audit_report.trace(every, delivery_id)
         except TrailUnreadable as exc:
             return _html(_page(f"delivery {delivery_id}", f'{back}<p class="bx-error">{_esc(exc)}</p>'), 409)
         if not events:
@@ -260,7 +331,13 @@ def create_app(home: str | Path | None = None, *, dependencies: Sequence[Any] = 
             f"<tr><td>{_esc(e.get('seq'))}</td><td>{_esc(str(e.get('time', ''))[:19])}</td><td>{_esc(e.get('type'))}</td>"
             f"<td>{_esc(_actor(e.get('actor')))}</td><td>{_facts(e.get('details', {}))}</td></tr>"
             for e in events)
-        body = (f"{back}<h1>Delivery <code>{_esc(delivery_id)}</code></h1>"
+        source = events[0]["details"].get("source_sha256")
+        pages = [v["data_docs"] for v in audit_report.build(every).validations
+                 if v["source_sha256"] == source and v["data_docs"]]
+        link = docs_links(h, "../docs/")(pages[-1]) if pages else None
+        validation = (f'<p>Validation of its source: <a class="bx-docs" href="{_esc(link)}">Data Docs</a></p>'
+                      if link else "")
+        body = (f"{back}<h1>Delivery <code>{_esc(delivery_id)}</code></h1>{validation}"
                 f"<table class=\"bx-trace\"><tr><th>seq</th><th>time (UTC)</th><th>event</th><th>by</th><th>details</th></tr>{rows}</table>")
         return _html(_page(f"delivery {delivery_id}", body))
 

@@ -7,6 +7,7 @@ and every stage appends its outcome to the audit trail.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -21,14 +22,17 @@ from borderx.audit import AuditTrail
 from borderx.config.loader import load_config
 from borderx.config.models import DeploymentConfig
 from borderx.crypto import age, sshsig
-from borderx.errors import PublishError
+from borderx.errors import BorderxError, PublishError
 from borderx.home import Home
-from borderx.intake import Extract, IntakeFile, Ledger, Owner, adoptable, scan, sha256_file, take
+from borderx.intake import (
+    ChangedWhileRead, Extract, IntakeFile, Ledger, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes,
+    hash_taken, scan, take,
+)
 from borderx.keys import load_signing_key
 from borderx.minimise import count_small_cells, minimise
 from borderx.policy import DeliveryPlan, decide
 from borderx.publish import Target, ensure_bucket, is_published, publish_delivery
-from borderx.quarantine import Reason, place_beside, quarantine
+from borderx.quarantine import QuarantineError, Reason, place_beside, quarantine
 
 log = logging.getLogger(__name__)
 CLI_ACTOR = {"hub": True, "via": "borderx run"}
@@ -119,6 +123,30 @@ def discover(rt: Runtime, settle_seconds: float | None = None, *,
     return found + [f.to_dict() for f in adoptable(rt.config, rt.home, run_is_live)]
 
 
+def announced_waiting(rt: Runtime) -> list[dict]:
+    """Files the intake trigger has announced that still wait in their intake folder.
+
+    Airflow builds an asset-triggered run from the events up to its newest queued one. An event for an
+    asset that is already queued adds nothing to the queue, and when it is newer than the queue's entries
+    that run leaves it out, so it would wait for the asset's next event, or the sweep. Every event run takes
+    these too: a burst of drops is published by the runs it started. Two runs reaching for one file is safe
+    (see `receive`).
+    """
+    from borderx.triggers import STORE_FILE, AnnouncedStore
+
+    store = AnnouncedStore(rt.home.state / STORE_FILE)
+    return [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds=0)
+            if _announced_as_is(store, f.path)]
+
+
+def _announced_as_is(store, path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return store.contains(path, st.st_size, st.st_mtime_ns)
+
+
 def receive(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
     """Takes the file out of intake, hashes it and claims it in the ledger; a file whose content was seen
     before goes to quarantine.
@@ -133,8 +161,17 @@ def receive(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
     if path is None:
         log.info("intake file %s is gone; another run took it", f.name)
         return {"status": "gone", "name": f.name}
-    digest = sha256_file(path)
-    extract = Extract(f.agency, f.dataset, str(path), f.name, path.stat().st_size, digest, _stamp(rt.clock()))
+    try:
+        digest, fingerprint = hash_taken(path)
+    except UnsafeEntry as exc:
+        return _quarantine_unread(rt, f, path, Reason(exc.rule, exc.message), exc.details, actor)
+    except ChangedWhileRead as exc:
+        if not os.path.lexists(path):
+            # Moved out of the hand-off folder by someone else while it was read: nothing left here to keep.
+            log.warning("%s", exc)
+            return {"status": "gone", "name": f.name}
+        return _quarantine_unread(rt, f, path, Reason(exc.rule, str(exc)), None, actor)
+    extract = Extract(f.agency, f.dataset, str(path), f.name, fingerprint[1], digest, _stamp(rt.clock()), fingerprint)
     earlier = rt.ledger.claim(extract)
     if earlier and earlier["outcome"] != "received":
         reason = Reason(
@@ -182,6 +219,8 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
         reasons.append(Reason("no-agreement-in-force", f"no agreement allows this exchange today ({why or 'none covers it'})"))
     small_rows = small_total = 0
     count_column = rt.config.datasets[extract.dataset].count_column
+    if not outcome.error:
+        reasons += _origin_reasons(rt, extract)
     if not reasons and count_column and decision.min_cell_size > 1:
         small_rows, small_total = count_small_cells(path, count_column, decision.min_cell_size)
         if small_rows and decision.reject_small_cells:
@@ -194,6 +233,11 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
                     count=small_rows,
                 )
             )
+    try:
+        check_unchanged(extract)
+    except ChangedWhileRead as exc:
+        # What was validated may not be what was hashed: no other finding about it can be trusted.
+        reasons = [Reason(exc.rule, str(exc))]
     if reasons:
         return _quarantine(rt, extract, reasons, outcome.to_dict(), actor)
     return {
@@ -207,6 +251,13 @@ def validate(rt: Runtime, received: dict, actor: dict | None = None) -> dict:
 
 class TransientError(PublishError):
     """A failure of the bucket or the network that may pass: the stage can be tried again as it is."""
+
+
+class NoSpaceError(BorderxError):
+    """A folder of the hub is full. Space can come back, so a stage that hit it can be tried again as it is."""
+
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 # S3 error codes that say "not now" rather than "never".
@@ -227,8 +278,10 @@ def is_transient(exc: BaseException) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, TransientError):
+        if isinstance(exc, (TransientError, NoSpaceError)):
             return True
+        if isinstance(exc, QuarantineError):
+            return exc.errno in _NO_SPACE
         if isinstance(exc, (BotoConnectionError, EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
                             ConnectionClosedError, ResponseStreamingError, ConnectionError, TimeoutError)):
             return True
@@ -249,7 +302,7 @@ def deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = N
     """
     try:
         return _deliver(rt, accepted, plan_dict, actor)
-    except TransientError:
+    except (TransientError, NoSpaceError):
         raise
     except Exception as exc:
         if is_transient(exc):
@@ -270,7 +323,18 @@ def _deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = 
     work = rt.home.work / f"{plan.delivery_id}.csv.age"
     try:
         recipients = [age.parse_recipient(k) for k in plan.age_recipients]
-        cut, published_sha256 = _encrypt_minimised(Path(extract.path), work, plan, recipients)
+        check_unchanged(extract)
+        try:
+            cut, published_sha256 = _encrypt_minimised(Path(extract.path), work, plan, recipients)
+        except OSError as exc:
+            if _no_space(exc):
+                raise NoSpaceError(
+                    f"work folder {rt.home.work}: no space left while encrypting delivery {plan.delivery_id}; "
+                    f"nothing of it was published, and {extract.name} waits to be taken again"
+                ) from None
+            raise
+        # Published only if the source is still the file that was hashed, validated and now encrypted.
+        check_unchanged(extract, rehash=True)
         suppressed = {"rows": cut.suppressed_rows, "count": cut.suppressed_count, "count_column": plan.count_column,
                       "min_cell_size": plan.min_cell_size}
         rt.trail.append("minimised", actor=actor, **_plan_fields(plan, extract), rows_in=cut.rows_in,
@@ -354,7 +418,12 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
             summary.quarantined.append(accepted)
         if accepted["status"] != "accepted":
             continue
-        results = [deliver(rt, accepted, plan, actor) for plan in accepted["plans"]]
+        try:
+            results = [deliver(rt, accepted, plan, actor) for plan in accepted["plans"]]
+        except ChangedWhileRead as exc:
+            summary.quarantined.append(
+                _quarantine(rt, Extract.from_dict(accepted["extract"]), [Reason(exc.rule, str(exc))], None, actor))
+            continue
         finish(rt, accepted, results, actor)
         for r in results:
             (summary.published if r["status"] == "published" else summary.already_published).append(r)
@@ -382,6 +451,45 @@ def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation
     rt.trail.append("quarantined", actor=actor, **_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where))
     return {"status": "quarantined", "agency": extract.agency, "dataset": extract.dataset, "name": extract.name,
             "file": str(where), "report": str(where) + ".report.txt", "reasons": [r.to_dict() for r in reasons]}
+
+
+def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, entry: dict | None,
+                       actor: dict | None) -> dict:
+    """Quarantines an entry whose content was never hashed (a link, or a file that changed while read): it has
+    no content identity, so the ledger does not hear of it and a corrected file is never a duplicate."""
+    where = quarantine(rt.home, source=path, agency=f.agency, dataset=f.dataset, sha256=None, reasons=[reason],
+                       entry=entry, now=rt.clock())
+    rt.trail.append("quarantined", actor=actor, provider=f.agency, dataset=f.dataset, source_sha256=None,
+                    source_name=f.name, reasons=[reason.rule], file=str(where))
+    return {"status": "quarantined", "agency": f.agency, "dataset": f.dataset, "name": f.name, "file": str(where),
+            "report": str(where) + ".report.txt", "reasons": [reason.to_dict()]}
+
+
+def _origin_reasons(rt: Runtime, extract: Extract) -> list[Reason]:
+    """A reason for each foreign country whose location codes fill the extract, naming both agencies."""
+    own = rt.config.agencies[extract.agency]
+    reasons = []
+    for found in foreign_codes(Path(extract.path), own.country):
+        theirs = sorted(a.id for a in rt.config.agencies.values() if a.country == found.country)
+        providers = [a for a in theirs if rt.config.agreements_covering(a, extract.dataset)]
+        who = ", ".join(providers or theirs) or f"no agency of {found.country} known here"
+        reasons.append(Reason(
+            "other-agency",
+            f"{found.column} codes of {found.country} ({who}) in a file dropped into the intake folder of "
+            f"{own.id}, whose codes begin with {own.country}-: it looks like another agency's extract",
+            column=found.column, rows=list(found.rows), count=found.count,
+        ))
+    return reasons
+
+
+def _no_space(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import logging
@@ -52,12 +53,17 @@ class Extract:
     size: int
     sha256: str
     received_at: str
+    # The file's identity when it was hashed (see `fingerprint`); every later read is checked against it.
+    fingerprint: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Extract:
+        data = dict(data)
+        if data.get("fingerprint") is not None:
+            data["fingerprint"] = tuple(data["fingerprint"])
         return cls(**data)
 
 
@@ -66,12 +72,16 @@ def is_candidate_name(name: str) -> bool:
 
 
 def is_complete(path: Path, settle_seconds: float, *, now: float | None = None) -> bool:
-    """A regular file that nobody has written to for the settle time counts as complete."""
+    """An entry that nobody has changed for the settle time counts as complete.
+
+    Links and other entries that are not plain files count too, judged by the entry itself and never by what
+    it points to: they are taken only to be quarantined, unread.
+    """
     try:
         st = path.lstat()
     except FileNotFoundError:
         return False
-    if not stat.S_ISREG(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         return False
     return (now if now is not None else time.time()) - st.st_mtime >= settle_seconds
 
@@ -95,9 +105,14 @@ def intake_file_for(config: DeploymentConfig, home: Home, given: str | os.PathLi
     for agency_id, dataset_id in provided_datasets(config):
         folder = home.intake_folder(agency_id, dataset_id, config.agencies[agency_id].intake.folder).absolute()
         if path.parent == folder:
-            if not path.is_file() or path.is_symlink():
-                raise IntakeError(f"{path}: not a regular file")
-            return IntakeFile(agency_id, dataset_id, str(path), path.name, path.lstat().st_size)
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                raise IntakeError(f"{path}: no such file") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise IntakeError(f"{path}: a folder, not a file")
+            # A link or special file is placed too: receive quarantines it without reading it.
+            return IntakeFile(agency_id, dataset_id, str(path), path.name, st.st_size)
     raise IntakeError(f"{path}: not in the intake folder of any agency and dataset that an agreement covers")
 
 
@@ -106,10 +121,11 @@ def provided_datasets(config: DeploymentConfig) -> set[tuple[str, str]]:
 
 
 def _files_in(folder: Path) -> Iterator[Path]:
+    """Every entry but folders: links, pipes and the like are found so that they can be quarantined."""
     if not folder.is_dir():
         return
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+        if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
 
 
@@ -119,6 +135,131 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+# -- entries the hub will not read, and files that change under it ----------------------------------
+
+
+class UnsafeEntry(IntakeError):
+    """An intake entry that is not a plain file of its own: a symbolic link, a hard link, a pipe or a device.
+
+    Reading it would read something the agency did not drop here (a link's target, or a file that lives on
+    under another name), so it is quarantined as it is and never opened. `details` says what it is, for the
+    report: the link's target as written in the link (never resolved), or the inode a hard link shares.
+    """
+
+    def __init__(self, path: Path, rule: str, message: str, details: dict):
+        super().__init__(f"{path.name}: {message}")
+        self.rule = rule
+        self.message = message
+        self.details = details
+
+
+class ChangedWhileRead(IntakeError):
+    """The file was written to, truncated or replaced while the hub read it, or between two of its reads."""
+
+    rule = "changed-while-read"
+
+
+def fingerprint(st: os.stat_result) -> tuple[int, ...]:
+    """What changes whenever a file's content can have changed: its inode, size, and modification and change
+    times (the kernel sets both on every write or truncation, so a rewrite to the same size still shows)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def check_entry(path: Path, st: os.stat_result | None = None) -> None:
+    """Raises UnsafeEntry unless `path` is a regular file with no other name. Looks at the entry itself only."""
+    st = st or path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        # Shown to people and written to JSON: bytes that are not UTF-8 are replaced, not carried.
+        target = os.readlink(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise UnsafeEntry(path, "symlink", f"a symbolic link to {target}, not a file; the hub does not follow links",
+                          {"kind": "symbolic link", "target": target})
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+        raise UnsafeEntry(path, "not-a-file", f"a {kind}, not a file", {"kind": kind})
+    if st.st_nlink > 1:
+        raise UnsafeEntry(
+            path, "hard-link",
+            f"a hard link: the same file has {st.st_nlink - 1} other name(s) elsewhere, through which it can be read "
+            f"and changed, so the hub did not read it (inode {st.st_ino})",
+            {"kind": "hard link", "links": st.st_nlink, "inode": st.st_ino, "device": st.st_dev, "size": st.st_size,
+             "modified": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).isoformat().replace("+00:00", "Z")},
+        )
+
+
+_KINDS = {stat.S_IFIFO: "named pipe", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+          stat.S_IFBLK: "block device", stat.S_IFDIR: "folder"}
+
+
+def hash_taken(path: Path) -> tuple[str, tuple[int, ...]]:
+    """The SHA-256 of the file at `path` and its fingerprint, from one open descriptor, checked to be stable.
+
+    Raises UnsafeEntry if the entry is not a plain file of its own, and ChangedWhileRead if anyone wrote to it
+    while it was read or the name now leads to another file, so the hash always describes the bytes that the
+    later stages read.
+    """
+    try:
+        check_entry(path)
+        # O_NOFOLLOW and O_NONBLOCK: an entry swapped for a link or a pipe since it was checked is neither
+        # followed nor waited on; the fstat below then sees what was really opened.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise ChangedWhileRead(f"{path.name}: moved away before it could be read") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            check_entry(path)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        before = os.fstat(fd)
+        check_entry(path, before)
+        digest = hashlib.sha256()
+        while block := fh.read(HASH_BLOCK):
+            digest.update(block)
+        after = os.fstat(fd)
+    _same_file(path, fingerprint(before), fingerprint(after))
+    try:
+        named = fingerprint(path.lstat())
+    except FileNotFoundError:
+        raise ChangedWhileRead(f"{path.name}: moved away while it was being read") from None
+    _same_file(path, fingerprint(after), named)
+    return digest.hexdigest(), fingerprint(after)
+
+
+def check_unchanged(extract: Extract, *, rehash: bool = False) -> None:
+    """Raises ChangedWhileRead if the extract's file is no longer what was hashed when it was received.
+
+    With `rehash`, the content is hashed again as well: a change then shows even where the file system's
+    timestamps are too coarse to (two writes within one clock tick), at the cost of one more read.
+    """
+    if extract.fingerprint is None:
+        return
+    path = Path(extract.path)
+    try:
+        now = fingerprint(path.lstat())
+    except FileNotFoundError:
+        raise ChangedWhileRead(f"{extract.name}: gone from {path.parent} since it was received") from None
+    _same_file(path, tuple(extract.fingerprint), now)
+    if rehash:
+        try:
+            digest, now = hash_taken(path)
+        except UnsafeEntry as exc:
+            raise ChangedWhileRead(f"{extract.name}: became {exc.message} since it was received") from None
+        _same_file(path, tuple(extract.fingerprint), now)
+        if digest != extract.sha256:
+            raise ChangedWhileRead(f"{path.name} no longer has the content it was received with")
+
+
+def _same_file(path: Path, then: tuple[int, ...], now: tuple[int, ...]) -> None:
+    if then == now:
+        return
+    if then[0] != now[0]:
+        what = "was replaced by another file"
+    elif then[1] != now[1]:
+        what = f"changed size from {then[1]} to {now[1]} bytes"
+    else:
+        what = "was rewritten (its modification time moved)"
+    raise ChangedWhileRead(f"{path.name} {what} while the hub was reading it")
 
 
 class Ledger:
@@ -269,14 +410,15 @@ def take(source: Path, folder: Path, owner: Owner, size: int) -> Path | None:
     """Moves `source` out of sight of every other run; returns where it now is, or None if another run
     (or an earlier, finished attempt) already took it."""
     held = held_path(folder, owner, source, size)
-    if held.exists():
+    if os.path.lexists(held):
         return held
     try:
         st = source.lstat()
     except FileNotFoundError:
         return None
-    if not stat.S_ISREG(st.st_mode):
-        raise IntakeError(f"{source}: not a regular file")
+    # Any entry but a folder is taken as it is: rename moves a link itself, never what it points to.
+    if stat.S_ISDIR(st.st_mode):
+        raise IntakeError(f"{source}: a folder, not a file")
     for _ in range(3):
         _claim_dir(folder, owner)
         held.parent.mkdir(parents=True, exist_ok=True)
@@ -338,7 +480,8 @@ def adoptable(config: DeploymentConfig, home: Home,
         for owner_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
             files = []
             for key_dir in sorted(p for p in owner_dir.iterdir() if p.is_dir() and not p.is_symlink()):
-                inside = [p for p in key_dir.iterdir() if p.is_file() and not p.is_symlink()]
+                # Links taken and not yet quarantined count too: the next receive quarantines them.
+                inside = [p for p in key_dir.iterdir() if p.is_symlink() or not p.is_dir()]
                 if not inside:
                     _rmdir_quietly(key_dir)
                 files += inside
@@ -377,3 +520,66 @@ def _remove_owner_dir(owner_dir: Path) -> None:
     for name in (OWNER_FILE, LOCK_FILE):
         (owner_dir / name).unlink(missing_ok=True)
     _rmdir_quietly(owner_dir)
+
+
+# -- whose file it is -------------------------------------------------------------------------------
+#
+# Border points and customs offices are the reporting agency's own codes, prefixed with its country
+# (SPEC: `border_point` "the agency's code, e.g. ZA-BEI"). A file whose codes carry another country's prefix
+# was made by another agency, whatever folder it was dropped in.
+
+LOCATION_COLUMNS = ("border_point", "customs_office")
+_COUNTRY_CODE = r"^[A-Z]{2}-"
+ROWS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ForeignCodes:
+    """Rows of an extract whose location codes belong to `country`, not to the agency whose folder it is in."""
+
+    column: str
+    country: str
+    count: int
+    rows: tuple[int, ...]  # the first few, counting data rows from 1
+
+
+def foreign_codes(path: Path, country: str) -> list[ForeignCodes]:
+    """Location codes in `path` prefixed with a country other than `country`, per column and country.
+
+    A file that cannot be read as CSV, or has no location column, yields nothing: validation reports those.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    try:
+        header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+        columns = [c for c in LOCATION_COLUMNS if c in header]
+        if not columns:
+            return []
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=8 << 20, encoding="utf-8"),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
+                                                 include_columns=columns, strings_can_be_null=False),
+        )
+        found: dict[tuple[str, str], list] = {}
+        offset = 0
+        for batch in reader:
+            for column in columns:
+                values = batch.column(column)
+                foreign = pc.and_(pc.match_substring_regex(values, _COUNTRY_CODE),
+                                  pc.invert(pc.starts_with(values, f"{country}-")))
+                if not pc.any(foreign).as_py():
+                    continue
+                prefixes = pc.utf8_slice_codeunits(values, 0, 2)
+                for prefix in pc.unique(pc.filter(prefixes, foreign)).to_pylist():
+                    rows = pc.indices_nonzero(pc.and_(foreign, pc.equal(prefixes, prefix)))
+                    seen = found.setdefault((column, prefix), [0, []])
+                    seen[0] += len(rows)
+                    seen[1] += [offset + r + 1 for r in rows[:ROWS_SHOWN - len(seen[1])].to_pylist()]
+            offset += batch.num_rows
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError):
+        return []
+    return [ForeignCodes(column, prefix, count, tuple(rows))
+            for (column, prefix), (count, rows) in sorted(found.items())]

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
+import logging
 import os
 import shutil
+import stat
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from borderx.errors import BorderxError
 from borderx.home import Home
+
+log = logging.getLogger(__name__)
+
+
+class QuarantineError(BorderxError):
+    """The quarantine folder could not take a file (full, read-only...); the file stays where it was."""
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,16 @@ HINTS = {
     "no-agreement-in-force": "No active agreement allows this exchange today; ask the hub operator.",
     "gate": "The file carries what looks like a direct identifier (a name, document number, date of birth, "
             "contact detail or tax number). Remove it at source; the hub never forwards such data.",
+    "symlink": "Links are never followed. Copy the file itself into the intake folder; this entry is the link "
+               "as it was, and what it pointed to was not read.",
+    "hard-link": "The file had other names besides the one in the intake folder, so the hub did not read it. "
+                 "Copy the file into the intake folder (a copy, not a link); find its other names with "
+                 "`find / -xdev -inum INODE` using the inode in this report.",
+    "not-a-file": "Only plain files are taken in. Write the extract to a file in the intake folder.",
+    "changed-while-read": "The file was still being written or was replaced while the hub read it. Write it "
+                          "under a temporary name (such as NAME.part) and rename it when complete.",
+    "other-agency": "The file's location codes belong to another agency. Drop it into that agency's intake "
+                    "folder, or, if it is yours, correct the codes.",
 }
 EXPECTATION_HINT = "Correct the values in the rows listed (the row numbers count data rows from 1)."
 
@@ -48,11 +73,17 @@ ADVICE = (
 def place_beside(folder: Path, name: str, tag: str) -> Path:
     """A free path for `name` in `folder`; a second file of the same name gets the tag in its name."""
     folder.mkdir(parents=True, exist_ok=True)
+    # lexists: a link already in quarantine occupies its name even when it leads nowhere.
     target = folder / name
-    if not target.exists():
+    if not os.path.lexists(target):
         return target
     stem, dot, ext = name.partition(".")
-    return folder / f"{stem}.{tag}{dot}{ext}"
+    target = folder / f"{stem}.{tag}{dot}{ext}"
+    n = 1
+    while os.path.lexists(target):
+        n += 1
+        target = folder / f"{stem}.{tag}-{n}{dot}{ext}"
+    return target
 
 
 def quarantine(
@@ -64,30 +95,55 @@ def quarantine(
     sha256: str | None,
     reasons: list[Reason],
     validation: dict[str, Any] | None = None,
+    entry: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> Path:
-    """Moves `source` into quarantine unchanged and writes its JSON and text reports; returns the new path."""
+    """Moves `source` into quarantine unchanged and writes its JSON and text reports; returns the new path.
+
+    `source` may be a link: a symbolic link is moved as the link itself, a hard link keeps its inode, and
+    neither's content is ever read. `entry` describes such an entry for the report.
+
+    The reports are written before the file moves and put in place after it, so a failure (a full disk)
+    leaves the file where it was and nothing half-written in quarantine; it raises QuarantineError.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     folder = home.quarantine / agency / dataset
-    target = place_beside(folder, source.name, (sha256 or now.strftime("%Y%m%dT%H%M%S"))[:12])
-    # os.replace keeps the inode: the bytes cannot change on the way, and it is atomic on one file system.
+    pending: list[tuple[Path, Path]] = []
     try:
-        os.replace(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-        os.unlink(source)
-    docs = Path(validation["data_docs"]) if validation and validation.get("data_docs") else None
-    docs_page = None
-    if docs is not None and docs.exists():
-        docs_page = target.with_name(target.name + ".validation.html")
-        os.replace(docs, docs_page)
-        with contextlib.suppress(OSError):
-            docs.parent.rmdir()
-        validation = {**validation, "data_docs": str(docs_page)}
+        target = place_beside(folder, source.name, (sha256 or now.strftime("%Y%m%dT%H%M%S"))[:12])
+        if entry and entry.get("kind") != "symbolic link" and source.lstat().st_dev != folder.stat().st_dev:
+            entry = {**entry, "in_quarantine": False,
+                     "note": f"the quarantine is on another file system and a {entry.get('kind')} cannot move there "
+                             "unread: its name in the intake folder was removed, and a hard link's content remains "
+                             "under its other names only"}
+        validation = _move_data_docs(validation, target)
+        report = _report(target, source.name, agency, dataset, sha256, reasons, validation, entry, now)
+        texts = {".report.json": json.dumps(report, indent=2) + "\n", ".report.txt": render_text(report)}
+        for suffix, text in texts.items():
+            final = target.with_name(target.name + suffix)
+            pending.append((_write_aside(final, text), final))
+        moved = _move_entry(source, target)
+    except OSError as exc:
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise QuarantineError(
+            f"quarantine folder {folder}: {exc.strerror or type(exc).__name__}; {source.name} was not moved and "
+            f"waits to be taken again", exc.errno,
+        ) from None
+    for tmp, final in pending:
+        os.replace(tmp, final)
+    if not moved:
+        log.warning("%s: kept by its other names only; its report is in %s", source.name, folder)
+    return target
+
+
+def _report(target: Path, original: str, agency: str, dataset: str, sha256: str | None, reasons: list[Reason],
+            validation: dict[str, Any] | None, entry: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
+    docs_page = Path(validation["data_docs"]).name if validation and validation.get("data_docs") else None
     report = {
         "file": target.name,
-        "data_docs": docs_page.name if docs_page else None,
-        "original_name": source.name,
+        "data_docs": docs_page,
+        "original_name": original,
         "agency": agency,
         "dataset": dataset,
         "sha256": sha256,
@@ -96,9 +152,73 @@ def quarantine(
         "validation": validation,
         "what_to_do": ADVICE,
     }
-    target.with_name(target.name + ".report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    target.with_name(target.name + ".report.txt").write_text(render_text(report), encoding="utf-8")
-    return target
+    if entry:
+        report["entry"] = entry
+    return report
+
+
+def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str, Any] | None:
+    docs = Path(validation["data_docs"]) if validation and validation.get("data_docs") else None
+    if docs is None or not docs.exists():
+        return validation
+    docs_page = target.with_name(target.name + ".validation.html")
+    # The page holds no extract value, so a copy across file systems is harmless.
+    shutil.move(docs, docs_page)
+    with contextlib.suppress(OSError):
+        docs.parent.rmdir()
+    return {**validation, "data_docs": str(docs_page)}
+
+
+def _write_aside(final: Path, text: str) -> Path:
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _move_entry(source: Path, target: Path) -> bool:
+    """Moves `source` to `target` without reading through a link; False if a hard link could only be let go.
+
+    A rename keeps the inode (the bytes cannot change on the way, and it is atomic on one file system). Across
+    file systems a symbolic link is made again with the same target, and a plain file is copied to a private
+    temporary name first, so a failed copy leaves no partial plaintext. A hard link cannot cross without
+    reading it: its name in intake is removed, and its content lives on under its other names.
+    """
+    try:
+        os.replace(source, target)
+        return True
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    st = source.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(source), target)
+        os.unlink(source)
+        return True
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.unlink(source)
+        return False
+    _copy_private(source, target)
+    os.unlink(source)
+    return True
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        shutil.copystat(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -120,6 +240,17 @@ def render_text(report: dict[str, Any]) -> str:
         elif r["count"]:
             where.append(f"{r['count']} rows")
         lines.append(f"  {i}. [{r['rule']}] {r['message']}" + (f" ({'; '.join(where)})" if where else ""))
+    entry = report.get("entry")
+    if entry:
+        lines += ["", f"What was in the intake folder: a {entry['kind']}, moved here as it was and never read."]
+        if "target" in entry:
+            lines.append(f"  it pointed to: {entry['target']} (as written in the link; the hub did not look there)")
+        if "inode" in entry:
+            lines.append(f"  inode {entry['inode']} on device {entry['device']}, {entry['links']} names, "
+                         f"{entry['size']} bytes, modified {entry['modified']}")
+            lines.append("  Its content is shared with its other names: a change made through them shows here too.")
+        if "note" in entry:
+            lines.append(f"  Not kept here: {entry['note']}.")
     if report.get("data_docs"):
         lines += ["", f"The Great Expectations validation of this file: {report['data_docs']} (open it in a browser)."]
     lines += ["", "What to do:"]

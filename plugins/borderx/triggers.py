@@ -12,11 +12,15 @@ This module is imported when DAG files are parsed: it keeps its imports light (n
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import datetime as dt
 import logging
 import os
 import sqlite3
 import stat
+import struct
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +99,77 @@ class AnnouncedStore:
         return [p for (p,) in rows if os.path.dirname(p) in wanted]
 
 
+class RenameWatch:
+    """Which files were renamed into the intake folders, from Linux inotify, and not written to since.
+
+    Transfer tools write under a temporary name and rename the file into place when it is whole; a file
+    that arrived that way needs no settle wait. A file written in place, or written to after its rename,
+    still waits the settle time. Elsewhere than Linux, or when inotify is refused (no watches left),
+    nothing counts as renamed and every file waits the settle time, as before.
+    """
+
+    MOVED_TO, MODIFY, IGNORED = 0x80, 0x02, 0x8000  # from <sys/inotify.h>
+    _EVENT = struct.Struct("iIII")
+
+    def __init__(self):
+        self._fd = -1
+        self._libc = None
+        self._watched: dict[str, int] = {}
+        self._folders: dict[int, str] = {}
+        self.renamed: set[str] = set()
+        if sys.platform.startswith("linux"):
+            try:
+                self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            except (OSError, AttributeError):
+                self._fd = -1
+            if self._fd < 0:
+                log.info("intake watch: no inotify here; every file waits the settle time")
+
+    def watch(self, folders: list[str]) -> None:
+        """Watches these folders (again, if one was removed and made anew); forgets the others."""
+        if self._fd < 0:
+            return
+        for folder in folders:
+            # Adding a watch that exists returns the same descriptor, so this is cheap to repeat each poll.
+            wd = self._libc.inotify_add_watch(self._fd, os.fsencode(folder), self.MOVED_TO | self.MODIFY)
+            if wd >= 0:
+                self._watched[folder] = wd
+                self._folders[wd] = folder
+        for folder in set(self._watched) - set(folders):
+            self._libc.inotify_rm_watch(self._fd, self._watched.pop(folder))
+
+    def drain(self) -> None:
+        """Reads every event waiting: a rename into place marks the file, any write after it unmarks it."""
+        while self._fd >= 0:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return
+            offset = 0
+            while offset + self._EVENT.size <= len(data):
+                wd, mask, _cookie, length = self._EVENT.unpack_from(data, offset)
+                offset += self._EVENT.size
+                name = data[offset:offset + length].rstrip(b"\0")
+                offset += length
+                folder = self._folders.get(wd)
+                if mask & self.IGNORED:
+                    self._folders.pop(wd, None)
+                    self._watched = {f: w for f, w in self._watched.items() if w != wd}
+                if folder is None or not name:
+                    continue
+                path = os.path.join(folder, os.fsdecode(name))
+                if mask & self.MOVED_TO:
+                    self.renamed.add(path)
+                elif mask & self.MODIFY:
+                    self.renamed.discard(path)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 @dataclass
 class _Seen:
     size: int
@@ -106,9 +181,10 @@ class _Seen:
 class IntakeWatch:
     """The synchronous part of the trigger, one poll at a time, so it can be tested without an event loop.
 
-    A file is complete when its name is not a transfer leftover or hidden, it is a regular file, nobody
-    wrote to it for the settle time, and its size and mtime stayed the same over a settle time of our
-    own watching (a copy that keeps an old mtime while it grows is not taken for complete).
+    A file is complete when its name is not a transfer leftover or hidden, it is a regular file, and
+    either it was renamed into place while we watched and not written to since, or nobody wrote to it
+    for the settle time and its size and mtime stayed the same over a settle time of our own watching
+    (a copy that keeps an old mtime while it grows is not taken for complete).
     """
 
     def __init__(self, home: str | os.PathLike, agency: str | None = None, settle_seconds: float | None = None,
@@ -122,6 +198,7 @@ class IntakeWatch:
         self._config = None
         self._config_stamp: tuple | None = None
         self._primed = False
+        self.renames = RenameWatch()
 
     def _config_fingerprint(self) -> tuple:
         files = sorted((self.home / "config").rglob("*.y*ml"))
@@ -171,6 +248,8 @@ class IntakeWatch:
         from borderx.intake import is_candidate_name
 
         folders = self.folders()
+        self.renames.watch([str(f) for _, _, f in folders])
+        self.renames.drain()
         if not self._primed:
             self._primed = True
             self._forget_vanished([str(f) for _, _, f in folders])
@@ -197,7 +276,8 @@ class IntakeWatch:
                 seen = self._seen.get(path)
                 if seen is None or (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                     self._seen[path] = seen = _Seen(st.st_size, st.st_mtime_ns, mono)
-                if now - st.st_mtime < settle or mono - seen.since < settle:
+                renamed = path in self.renames.renamed
+                if not renamed and (now - st.st_mtime < settle or mono - seen.since < settle):
                     continue
                 if seen.announced:
                     continue
@@ -209,6 +289,7 @@ class IntakeWatch:
         gone = [p for p in self._seen if p not in present]
         for p in gone:
             del self._seen[p]
+        self.renames.renamed &= present
         self.store.forget(gone)
         return ready
 
@@ -220,6 +301,9 @@ class IntakeWatch:
 
     def _forget_vanished(self, folders: list[str]) -> None:
         self.store.forget([p for p in self.store.paths_under(folders) if not os.path.lexists(p)])
+
+    def close(self) -> None:
+        self.renames.close()
 
 
 class IntakeFolderTrigger(BaseEventTrigger):
@@ -243,17 +327,20 @@ class IntakeFolderTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch = await asyncio.to_thread(IntakeWatch, self.home, self.agency, self.settle_seconds)
-        while True:
-            try:
-                ready = await asyncio.to_thread(watch.poll)
-            except Exception:
-                # A passing I/O error must not end the watch: the asset would go deaf until a restart.
-                log.exception("intake watch of %s failed this round; trying again", self.home)
-                ready = []
-            for payload in ready:
-                event = {k: payload[k] for k in ("path", "agency", "dataset", "name", "size", "mtime")}
-                yield TriggerEvent(event)
-                # Recorded once the triggerer has taken the event: a stop before this re-announces the file
-                # (harmless) rather than loses it.
-                await asyncio.to_thread(watch.announced, payload)
-            await asyncio.sleep(self.poll_interval)
+        try:
+            while True:
+                try:
+                    ready = await asyncio.to_thread(watch.poll)
+                except Exception:
+                    # A passing I/O error must not end the watch: the asset would go deaf until a restart.
+                    log.exception("intake watch of %s failed this round; trying again", self.home)
+                    ready = []
+                for payload in ready:
+                    event = {k: payload[k] for k in ("path", "agency", "dataset", "name", "size", "mtime")}
+                    yield TriggerEvent(event)
+                    # Recorded once the triggerer has taken the event: a stop before this re-announces the file
+                    # (harmless) rather than loses it.
+                    await asyncio.to_thread(watch.announced, payload)
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            watch.close()

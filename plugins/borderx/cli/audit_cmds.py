@@ -63,7 +63,7 @@ def cmd_audit_report(args) -> int:
     trail = AuditTrail(Home.resolve(args.home).audit)
     report = audit_report.build(trail.events(), since=args.since, until=args.until, agreement=args.agreement,
                                 provider=args.provider, recipient=args.recipient)
-    text = audit_report.FORMATS[args.format](report)
+    text = audit_report.render(report, args.format, args.out)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)

@@ -7,7 +7,8 @@ import logging
 import sys
 
 from borderx import __version__
-from borderx.cli import audit_cmds, config_cmds, deliveries_cmds, keys_cmds, recipient_cmds, run_cmds
+from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds, intake_cmds, keys_cmds,
+                         recipient_cmds, run_cmds)
 from borderx.cli.common import EXIT_FAILED, _usage
 from borderx.errors import BorderxError, ConfigError
 
@@ -25,6 +26,8 @@ exit codes: 0 ok, 1 a check failed or something was rejected, 2 wrong usage
 EPILOG = """\
 examples:
   borderx demo --home demo-home          the whole tour on a local S3 endpoint
+  borderx airflow --home demo-home       the hub under Airflow on this machine; drop files, watch the UI
+  borderx s3-intake setup --home /srv/borderx   announce agencies' S3 uploads to the intake queues
   borderx check --home /srv/borderx      check config/ and expectations/
   borderx run --once --home /srv/borderx process what waits in the intake folders
   borderx keys generate ZA-DHA --out keys/ZA-DHA
@@ -43,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-v INFO, -vv DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Registered in the order `borderx --help` lists the commands.
-    for group in (config_cmds, keys_cmds, recipient_cmds, run_cmds, deliveries_cmds, audit_cmds):
+    for group in (config_cmds, keys_cmds, recipient_cmds, run_cmds, airflow_cmds, intake_cmds, deliveries_cmds,
+                  audit_cmds):
         group.register(sub)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,38 @@ def _cross_check(
         for dup in sorted({a for a in seen_recipients if seen_recipients.count(a) > 1}):
             problems.append(Problem(shown, "recipients", f"{dup} is listed more than once"))
     _check_overlaps(agreements, problems)
+    _check_intake_sources(home, agencies, problems)
     for shown, agency in agencies.values():
         for field in ("age_recipients", "signing_keys"):
             for i, key in enumerate(getattr(agency, field)):
                 if key.valid_from and key.valid_to and key.valid_to < key.valid_from:
                     problems.append(Problem(shown, f"{field}.{i}.valid_to", "is before valid_from"))
+
+
+def _check_intake_sources(home: Path, agencies: dict[str, tuple[str, Agency]], problems: list[Problem]) -> None:
+    """A pull folder must be readable and outside the hub's own folders (the hub would copy its own files), and
+    S3 intake prefixes may not nest (the bucket refuses overlapping notifications, and a key would have two owners)."""
+    hub_folders = [(home / name).resolve() for name in ("intake", "quarantine", "archive", "audit", "state", "work")]
+    prefixes: list[tuple[str, str, str]] = []
+    for shown, agency in agencies.values():
+        if agency.intake.s3_prefix:
+            prefixes.append((shown, agency.id, agency.intake.s3_prefix + "/"))
+        if agency.pull is None or agency.pull.folder is None:
+            continue
+        folder = Path(agency.pull.folder)
+        folder = (folder if folder.is_absolute() else home / folder).resolve()
+        inside = next((h for h in hub_folders if folder == h or folder.is_relative_to(h) or h.is_relative_to(folder)),
+                      None)
+        if inside is not None:
+            problems.append(Problem(shown, "pull.folder", f"{folder} overlaps the hub's own {inside.name}/ folder"))
+        elif not folder.is_dir():
+            problems.append(Problem(shown, "pull.folder", f"{folder} is not a folder"))
+        elif not os.access(folder, os.R_OK | os.X_OK):
+            problems.append(Problem(shown, "pull.folder", f"{folder} cannot be read by the hub"))
+    for i, (shown, agency_id, prefix) in enumerate(prefixes):
+        for _, other_id, other in prefixes[:i]:
+            if prefix.startswith(other) or other.startswith(prefix):
+                problems.append(Problem(shown, "intake.s3_prefix", f"overlaps the S3 intake prefix of {other_id}"))
 
 
 def _windows_overlap(a: Agreement, b: Agreement) -> bool:

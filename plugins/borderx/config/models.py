@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AGENCY_ID = r"^[A-Z]{2}-[A-Z0-9]{2,12}$"
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -53,8 +53,53 @@ class SigningKey(_KeyValidity):
     key: str = Field(pattern=r"^ssh-ed25519 [A-Za-z0-9+/=]+( .*)?$", description="OpenSSH ed25519 public key line")
 
 
+# Segments that cannot be hidden, `..`, or empty, so a prefix never climbs out or hides under a dot.
+S3_PREFIX = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+S3_URL = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$"
+DEFAULT_PULL_SCHEDULE = "@hourly"
+
+
+def cron_of(schedule: str) -> str:
+    """The cron expression croniter reads for a schedule: it knows every preset Airflow's cron timetables take
+    but @quarterly."""
+    return {"@quarterly": "0 0 1 */3 *"}.get(schedule, schedule)
+
+
 class Intake(_Model):
     folder: str | None = Field(default=None, description="intake folder, relative to the home; default intake/AGENCY")
+    s3_prefix: str | None = Field(
+        default=None,
+        pattern=S3_PREFIX,
+        description="the agency uploads to s3://BUCKET/PREFIX/DATASET/FILE in the hub's bucket as well, e.g. "
+        "intake/ZA-SARS; the hub copies each new object into the intake folder and never deletes it",
+    )
+
+
+class PullSource(_Model):
+    """An agency's export location that the hub copies new extracts from, on a schedule; exactly one of the two.
+
+    Laid out like an intake: DATASET/FILE under the folder or prefix. The source is only ever read.
+    """
+
+    folder: str | None = Field(default=None, description="a folder the hub can read, absolute or relative to the home")
+    s3: str | None = Field(default=None, pattern=S3_URL, description="s3://BUCKET/PREFIX, at the hub's S3 endpoint")
+    schedule: str = Field(default=DEFAULT_PULL_SCHEDULE,
+                          description="cron expression or preset (@hourly, @daily, ...) in UTC")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(cron_of(value)):
+            raise ValueError(f"{value!r} is neither a cron expression nor a preset such as @hourly")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PullSource:
+        if (self.folder is None) == (self.s3 is None):
+            raise ValueError("give exactly one of folder, s3")
+        return self
 
 
 class Agency(_Model):
@@ -63,6 +108,7 @@ class Agency(_Model):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
     kind: AgencyKind
     intake: Intake = Intake()
+    pull: PullSource | None = None
     age_recipients: list[AgeRecipientKey] = []
     signing_keys: list[SigningKey] = []
 

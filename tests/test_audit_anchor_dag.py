@@ -1,0 +1,115 @@
+"""The scheduled anchor under a real Airflow on SQLite: dag.test() signs a head into the bucket (on the moto
+server) only when the trail grew, refuses a rewritten trail, and `borderx audit verify` checks what it signed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from borderx.cli import main
+from borderx.exchange import run_once
+from conftest import REPO
+
+DAG_FILE = REPO / "dags" / "borderx_audit_anchor.py"
+
+
+@pytest.fixture
+def airflow_env(tmp_path):
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
+    }
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
+                   capture_output=True)
+    return env
+
+
+def _dag_tests(env: dict, runs: int) -> list[str]:
+    """Runs the DAG `runs` times with dag.test() in one process; the final state of each run."""
+    code = textwrap.dedent(f"""
+        import importlib.util, json
+        spec = importlib.util.spec_from_file_location("audit_anchor", {str(DAG_FILE)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print(json.dumps([str(module.audit_anchor_dag.test().state) for _ in range({runs})]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-5000:]
+    return [s.rsplit(".", 1)[-1] for s in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+def _heads(s3, bucket) -> list[dict]:
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="audit/heads/").get("Contents", [])]
+    assert sorted(keys) == sorted([k for k in keys if k.endswith(".json")] + [k + ".sig" for k in keys
+                                                                               if k.endswith(".json")])
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys) if k.endswith(".json")]
+
+
+def test_the_anchor_dag_signs_new_events_once_and_verify_checks_them(airflow_env, runtime, s3, bucket, capsys):
+    run_once(runtime, settle_seconds=0)
+    [run_head] = _heads(s3, bucket)
+    env = {**airflow_env, "BORDERX_HOME": str(runtime.home.root), "BORDERX_S3_ENDPOINT_URL": runtime.target.endpoint_url,
+           "BORDERX_BUCKET": bucket}
+
+    # Nothing since the run's own head; then a config change lands between runs and the first tick signs it.
+    settings = runtime.home.config / "settings.yaml"
+    assert _dag_tests(env, 1) == ["success"]
+    assert _heads(s3, bucket) == [run_head]
+    settings.write_text(settings.read_text() + "\n# reviewed by the hub operator\n")
+    assert _dag_tests(env, 2) == ["success", "success"]
+    heads = _heads(s3, bucket)
+    assert len(heads) == 2 and heads[0] == run_head
+    last = list(runtime.trail.events())[-1]
+    assert last["type"] == "config-changed" and (heads[1]["seq"], heads[1]["hash"]) == (last["seq"], last["hash"])
+    assert (runtime.home.audit / "heads" / f"{last['seq']:012d}.json").exists()
+
+    verify = ["audit", "verify", "--home", str(runtime.home.root), "--s3-endpoint", runtime.target.endpoint_url,
+              "--bucket", bucket]
+    assert main(verify) == 0
+    assert "2 signed head(s)" in capsys.readouterr().out
+    # The scheduled head is what catches losing the config change: the run's head alone would not.
+    lines = runtime.trail.path.read_text().splitlines(keepends=True)
+    runtime.trail.path.write_text("".join(lines[:-1]))
+    assert main(verify) == 1
+    out = capsys.readouterr().out
+    assert f"covers seq {last['seq']} (tail cut)" in out, out
+
+    # A trail that no longer fits the bucket is not signed over; the task fails without retrying.
+    runtime.trail.append("config-changed", files={})
+    assert _dag_tests(env, 1) == ["failed"]
+    assert len(_heads(s3, bucket)) == 2
+
+
+def test_the_anchor_dag_parses_fast_and_light_hourly_unless_told(airflow_env, demo_home):
+    code = textwrap.dedent(f"""
+        import json, sys, time
+        from airflow.dag_processing.dagbag import DagBag
+        started = time.perf_counter()
+        bag = DagBag(dag_folder={str(DAG_FILE)!r})
+        took = time.perf_counter() - started
+        heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"boto3", "botocore", "great_expectations",
+                                                                 "pandas", "pyarrow"}})
+        dag = bag.dags["borderx_audit_anchor"]
+        print(json.dumps({{"took": took, "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+                          "heavy": heavy, "schedule": dag.timetable.expression, "tasks": dag.task_ids}}))
+    """)
+    facts = {}
+    for schedule in ("", "*/15 * * * *"):
+        env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_ANCHOR_SCHEDULE": schedule}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        facts[schedule] = json.loads(done.stdout.strip().splitlines()[-1])
+    for f in facts.values():
+        assert not f["errors"] and f["heavy"] == [] and f["took"] < 1.0, f
+        assert f["tasks"] == ["sign_head"]
+    assert facts[""]["schedule"] == "0 * * * *" and facts["*/15 * * * *"]["schedule"] == "*/15 * * * *"
