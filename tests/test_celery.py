@@ -138,15 +138,22 @@ def _haystacks(airflow_logs: Path, home: Path, s3, bucket: str) -> dict[str, str
     return found
 
 
-def _workers_ready(broker: str, prefix: str) -> set[str]:
-    """The Celery workers that answer a ping on this run's broker prefix."""
-    from celery import Celery
+PING = """
+import json, sys
+from celery import Celery
+app = Celery(broker=sys.argv[1], broker_transport_options={"global_keyprefix": sys.argv[2]})
+print(json.dumps(sorted(name for reply in app.control.ping(timeout=1.0) for name in reply)))
+"""
 
-    app = Celery(broker=broker, broker_transport_options={"global_keyprefix": prefix})
-    try:
-        return {name for reply in app.control.ping(timeout=1.0) for name in reply}
-    finally:
-        app.close()
+
+def _workers_ready(broker: str, prefix: str) -> set[str]:
+    """The Celery workers that answer a ping on this run's broker prefix.
+
+    Asked from a process of its own: a Celery client in the test process leaves broker connections and
+    fork hooks behind, and a later test that forks (validation workers) would inherit them.
+    """
+    done = subprocess.run([sys.executable, "-c", PING, broker, prefix], capture_output=True, text=True, timeout=60)
+    return set(json.loads(done.stdout)) if done.returncode == 0 else set()
 
 
 def test_two_celery_workers_publish_every_file_once_and_leak_nothing(demo_home, s3_endpoint, bucket, s3, tmp_path,

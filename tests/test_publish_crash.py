@@ -86,3 +86,57 @@ def test_a_crash_at_any_step_ends_in_exactly_one_complete_delivery(demo_home, s3
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
     assert rt.trail.verify()[1] is None
     assert list(demo_home.archive.rglob("big.csv")) and not list(demo_home.intake.rglob("big.csv"))
+
+
+KILL_AFTER_EVENT = textwrap.dedent("""
+    import os, signal, sys
+    from borderx.audit import AuditTrail
+    from borderx.exchange import Runtime, run_once
+    home, endpoint, bucket, event_type = sys.argv[1:5]
+    real = AuditTrail.append
+    def append(self, type_, *args, **kwargs):
+        event = real(self, type_, *args, **kwargs)
+        if type_ == event_type:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return event
+    AuditTrail.append = append
+    run_once(Runtime.open(home, endpoint_url=endpoint, bucket=bucket), settle_seconds=0)
+    sys.exit(3)  # the crash did not happen
+""")
+
+
+@pytest.mark.parametrize("event_type", ["received", "validated", "quarantined", "encrypted", "signed", "published",
+                                        "archived"])
+def test_a_kill_after_any_step_of_a_run_loses_nothing_and_publishes_once(demo_home, s3_endpoint, bucket, s3,
+                                                                          event_type):
+    """The demo's 6 extracts (3 good, 3 bad); the run is killed -9 right after its first event of one type."""
+    crashed = subprocess.run([sys.executable, "-c", KILL_AFTER_EVENT, str(demo_home.root), s3_endpoint, bucket,
+                              event_type], capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+
+    rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket)
+    run_once(rt, settle_seconds=0)
+
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="deliveries/")
+            for o in page.get("Contents", [])]
+    deliveries = {k.rsplit("/", 1)[0] for k in keys}
+    assert len(deliveries) == 6
+    for prefix in deliveries:
+        assert sorted(k for k in keys if k.startswith(prefix + "/")) == [
+            f"{prefix}/data.csv.age", f"{prefix}/manifest.json", f"{prefix}/manifest.json.sig"]
+    manifests = [json.loads(s3.get_object(Bucket=bucket, Key=f"{d}/manifest.json")["Body"].read())
+                 for d in deliveries]
+    assert len({(m["source"]["sha256"], m["recipient"]) for m in manifests}) == 6
+    assert len({m["source"]["sha256"] for m in manifests}) == 3
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+    # Every extract ended in exactly one place, and nothing waits or hangs in a hand-off folder.
+    assert len(list(demo_home.archive.rglob("*.csv"))) == 3
+    assert len(list(demo_home.quarantine.rglob("*.csv"))) == 3
+    assert not list(demo_home.intake.rglob("*.csv"))
+
+    # The trail is whole, and says each delivery was published once.
+    events = list(rt.trail.events())
+    assert rt.trail.verify() == (len(events), None)
+    published = [e["details"]["delivery_id"] for e in events if e["type"] == "published"]
+    assert sorted(published) == sorted(m["delivery_id"] for m in manifests)
