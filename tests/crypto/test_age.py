@@ -21,7 +21,7 @@ KIB64 = 64 * 1024
 SIZES = [0, 1, KIB64 - 1, KIB64, KIB64 + 1, 3 * KIB64 + 5]
 
 # The C2SP age conformance vectors, kept with the tests (0BSD / CC0 / Unlicense): see its README.
-TESTKIT = Path(__file__).resolve().parent / "age-testkit"
+TESTKIT = Path(__file__).resolve().parents[1] / "vectors" / "age-testkit"
 
 needs_age_cli = pytest.mark.skipif(
     shutil.which("age") is None or shutil.which("age-keygen") is None, reason="age CLI not installed"
