@@ -71,6 +71,24 @@ def is_candidate_name(name: str) -> bool:
     return not (name.startswith(".") or name.endswith(PARTIAL_SUFFIXES) or name.endswith(REPORT_SUFFIXES))
 
 
+def candidate_files(folder: Path) -> Iterator[tuple[os.DirEntry, os.stat_result]]:
+    """The regular files directly in `folder` that may be extracts, with their own stat, by name. Links are
+    never followed and count as no file here; a missing folder holds none."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if not is_candidate_name(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield entry, st
+
+
 def is_complete(path: Path, settle_seconds: float, *, now: float | None = None) -> bool:
     """An entry that nobody has changed for the settle time counts as complete.
 

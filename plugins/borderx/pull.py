@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import stat
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -195,23 +194,13 @@ def waiting_in_folder(home: Home, agency: str, datasets: list[str], folder: str,
                       store: AnnouncedStore) -> list[SourceObject]:
     """Complete regular files under FOLDER/DATASET/ not copied before. Links are never followed: a link in an
     export folder could point anywhere on the hub."""
-    from borderx.intake import is_candidate_name, is_complete
+    from borderx.intake import candidate_files, is_complete
 
     base = _source_folder(home, folder)
     found = []
     for dataset in sorted(datasets):
-        try:
-            entries = sorted(os.scandir(base / dataset), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            if not is_candidate_name(entry.name):
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or not is_complete(Path(entry.path), settle_seconds):
+        for entry, st in candidate_files(base / dataset):
+            if not is_complete(Path(entry.path), settle_seconds):
                 continue
             obj = SourceObject(agency, dataset, entry.name, entry.path, st.st_size, str(st.st_mtime_ns))
             if not store.contains(*obj.identity):

@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 import os
 import sqlite3
-import stat
 import struct
 import sys
 import time
@@ -245,7 +244,7 @@ class IntakeWatch:
 
     def poll(self) -> list[dict]:
         """Payloads of the files complete and not yet announced, in a stable order."""
-        from borderx.intake import is_candidate_name
+        from borderx.intake import candidate_files
 
         folders = self.folders()
         self.renames.watch([str(f) for _, _, f in folders])
@@ -258,19 +257,7 @@ class IntakeWatch:
         present: set[str] = set()
         ready: list[dict] = []
         for agency, dataset, folder in folders:
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                if not is_candidate_name(entry.name):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
+            for entry, st in candidate_files(folder):
                 path = entry.path
                 present.add(path)
                 seen = self._seen.get(path)
