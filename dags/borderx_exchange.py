@@ -140,19 +140,19 @@ def _exchange_here(rt, files: list[dict]) -> list[dict]:
     permanent failure of one file ends the task once the others are done."""
     import logging
 
-    from borderx.exchange import close_segment, deliver as publish, finish, receive as take, validate as check
+    from borderx.exchange import close_segment, exchange_one
     from borderx.publish import ensure_bucket
 
     actor = _actor()
     failed: list[str] = []
     touched = False
+    bucket_ready: list[bool] = []
 
     def all_stages(intake_file: dict) -> str:
-        validated = check(rt, take(rt, intake_file, actor), actor)
-        if validated["status"] == "accepted":
+        if not bucket_ready:
             ensure_bucket(rt.s3, rt.target.bucket)
-            finish(rt, validated, [publish(rt, validated, plan, actor) for plan in validated["plans"]], actor)
-        return validated["status"]
+            bucket_ready.append(True)
+        return exchange_one(rt, intake_file, actor)["status"]
 
     left: list[dict] = []
     for n, intake_file in enumerate(files):

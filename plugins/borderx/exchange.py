@@ -413,23 +413,32 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
     for n, intake_file in enumerate(found, start=1):
         if on_progress:
             on_progress(f"[{n}/{len(found)}] {intake_file['agency']}/{intake_file['dataset']}/{intake_file['name']}")
-        accepted = validate(rt, receive(rt, intake_file, actor), actor)
-        if accepted["status"] == "quarantined":
-            summary.quarantined.append(accepted)
-        if accepted["status"] != "accepted":
-            continue
-        try:
-            results = [deliver(rt, accepted, plan, actor) for plan in accepted["plans"]]
-        except ChangedWhileRead as exc:
-            summary.quarantined.append(
-                _quarantine(rt, Extract.from_dict(accepted["extract"]), [Reason(exc.rule, str(exc))], None, actor))
-            continue
-        finish(rt, accepted, results, actor)
-        for r in results:
+        outcome = exchange_one(rt, intake_file, actor)
+        if outcome["status"] == "quarantined":
+            summary.quarantined.append(outcome)
+        for r in outcome.get("results", []):
             (summary.published if r["status"] == "published" else summary.already_published).append(r)
     if found:
         close_segment(rt)
     return summary
+
+
+def exchange_one(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
+    """Every stage of one intake file in turn: receive, validate, deliver to each recipient, archive.
+
+    Returns the outcome of `validate` (quarantined, gone, blocked...), or for an accepted file that outcome
+    with the deliveries' results under "results". A file that changed while it was encrypted is quarantined.
+    The bucket must exist (`ensure_bucket`).
+    """
+    accepted = validate(rt, receive(rt, intake_file, actor), actor)
+    if accepted["status"] != "accepted":
+        return accepted
+    try:
+        results = [deliver(rt, accepted, plan, actor) for plan in accepted["plans"]]
+    except ChangedWhileRead as exc:
+        return _quarantine(rt, Extract.from_dict(accepted["extract"]), [Reason(exc.rule, str(exc))], None, actor)
+    finish(rt, accepted, results, actor)
+    return {**accepted, "results": results}
 
 
 def close_segment(rt: Runtime):
