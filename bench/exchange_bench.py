@@ -247,7 +247,7 @@ elif op == "validate":
         # The gate's value check as it was: one regex pass per identifier kind over every cell.
         # Workers are forked after this, so they run it too.
         import pandas as pd
-        from borderx import gate
+        from borderx.validation import gate
         def per_cell(values, kinds):
             series = values if isinstance(values, pd.Series) else pd.Series(values)
             if not pd.api.types.is_string_dtype(series.dtype):
@@ -263,10 +263,10 @@ elif op == "validate":
     print("in-process seconds", time.perf_counter() - began)
     sys.exit(0 if outcome.success else 3)
 elif op == "smallcells":
-    from borderx.minimise import count_small_cells
+    from borderx.policy.minimise import count_small_cells
     print("small rows", count_small_cells(Path(args["src"]), args["column"], args["k"])[0])
 elif op == "minimise":
-    from borderx.minimise import minimise
+    from borderx.policy.minimise import minimise
     with open(args["dst"], "wb") as sink:
         cut = minimise(Path(args["src"]), sink, args["columns"], count_column=args["column"],
                        min_cell_size=args["k"])
@@ -275,8 +275,8 @@ elif op == "encrypt":
     from borderx.crypto import age
     age.encrypt_file(args["src"], args["dst"], [age.parse_recipient(args["recipient"])])
 elif op == "upload":
-    from borderx.manifest import DeliveryLocation
-    from borderx.publish import Target, publish_delivery
+    from borderx.delivery.manifest import DeliveryLocation
+    from borderx.bucket.publish import Target, publish_delivery
     target = Target(args["bucket"], args["endpoint"], "us-east-1", 64 << 20)
     location = DeliveryLocation("DSA-BENCH", args["key"], "traveller_flows", "2026-11-28", "stage")
     publish_delivery(target.client(), target, location, Path(args["src"]), b"{}", b"signature")
@@ -473,7 +473,7 @@ class Bench:
         import yaml
 
         from borderx.config.loader import load_config
-        from borderx.demo import prepare_home
+        from borderx.dev.demo import prepare_home
 
         today = dt.date.today()
         home = prepare_home(self.tmp / name, today)
@@ -504,7 +504,7 @@ class Bench:
         # Compiles and caches our bytecode once, so no timed run pays for it.
         self.ours("import")
 
-        import borderx.gate as gate
+        import borderx.validation.gate as gate
 
         patterns = {k: p.replace(r"\Z", "$") for k, p in gate.VALUE_PATTERNS.items()}
         stages: list[Stage] = []
@@ -627,7 +627,7 @@ class Bench:
         print(f"  {size:,} bytes, {rows:,} rows; load average {os.getloadavg()[0]:.2f}", flush=True)
         self.ours("import")
 
-        import borderx.gate as gate
+        import borderx.validation.gate as gate
 
         patterns = {k: p.replace(r"\Z", "$") for k, p in gate.VALUE_PATTERNS.items()}
         src = str(extract)
@@ -812,24 +812,24 @@ class Bench:
             ("  discover: scanning intake", cum("borderx/exchange.py", "discover")),
             ("  receive: take, sha256, ledger", cum("borderx/exchange.py", "receive")),
             ("  validate stage", cum("borderx/exchange.py", "validate")),
-            ("    validate_extract", cum("borderx/validation.py", "validate_extract")),
-            ("      GX: batch + validate", cum("borderx/validation.py", "_run_gx")),
-            ("        GX batch creation", cum("borderx/validation.py", "_new_batch")),
-            ("      uniqueness hashes", cum("borderx/validation.py", "_key_hashes")),
-            ("      Data Docs page", cum("borderx/validation.py", "render_data_docs")),
-            ("    small cells", cum("borderx/minimise.py", "count_small_cells")),
+            ("    validate_extract", cum("borderx/validation/__init__.py", "validate_extract")),
+            ("      GX: batch + validate", cum("borderx/validation/__init__.py", "_run_gx")),
+            ("        GX batch creation", cum("borderx/validation/__init__.py", "_new_batch")),
+            ("      uniqueness hashes", cum("borderx/validation/__init__.py", "_key_hashes")),
+            ("      Data Docs page", cum("borderx/validation/__init__.py", "render_data_docs")),
+            ("    small cells", cum("borderx/policy/minimise.py", "count_small_cells")),
             ("  deliver (3 per file)", cum("borderx/exchange.py", "deliver")),
             ("    minimise + encrypt", cum("borderx/exchange.py", "_encrypt_minimised")),
-            ("    is_published (S3 HEAD)", cum("borderx/publish.py", "is_published")),
-            ("    publish_delivery (S3 PUTs)", cum("borderx/publish.py", "publish_delivery")),
+            ("    is_published (S3 HEAD)", cum("borderx/bucket/publish.py", "is_published")),
+            ("    publish_delivery (S3 PUTs)", cum("borderx/bucket/publish.py", "publish_delivery")),
             ("    SSH signature", cum("borderx/crypto/sshsig.py", "sign")),
             ("  finish: archive", cum("borderx/exchange.py", "finish")),
             ("  close_segment: signed chain head", cum("borderx/exchange.py", "close_segment")),
             ("across stages: S3 API calls", cum("botocore/client.py", "_make_api_call")),
-            ("across stages: audit appends", cum("borderx/audit.py", "append")),
+            ("across stages: audit appends", cum("borderx/audit/trail.py", "append")),
             ("  of which fsync", tot("~", "<built-in method posix.fsync>")),
-            ("across stages: ledger (sqlite)", cum("borderx/intake.py", "_connect")
-             + cum("borderx/intake.py", "claim") + cum("borderx/intake.py", "settle")),
+            ("across stages: ledger (sqlite)", cum("borderx/intake/__init__.py", "_connect")
+             + cum("borderx/intake/__init__.py", "claim") + cum("borderx/intake/__init__.py", "settle")),
         ]
         print()
         print(f"where the time goes (cProfile, {n} files; the profiler itself slows Python code down, so read "

@@ -1,7 +1,7 @@
 """Drop-to-published latency under a real `airflow standalone`: how long from a file landing in an intake
 folder to its signed manifest in the bucket, and where that time goes.
 
-Starts the same stack as `borderx airflow` (plugins/borderx/airflow_stack.py) on a fresh demo home in a temp
+Starts the same stack as `borderx airflow` (plugins/borderx/dev/stack.py) on a fresh demo home in a temp
 folder, with a local S3 endpoint, then drops small, distinct, valid extracts into the intake folders, the
 way transfer tools do (written under a .part name, then renamed into place), and times each one:
 
@@ -35,7 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
-from borderx import airflow_stack, samples  # noqa: E402
+from borderx.dev import stack as airflow_stack  # noqa: E402
+from borderx.dev import samples  # noqa: E402
 from borderx.home import Home  # noqa: E402
 
 # (agency, dataset, border points or offices): every provider of the demo's agreements.

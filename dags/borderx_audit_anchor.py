@@ -4,7 +4,7 @@ BORDERX_ANCHOR_SCHEDULE says otherwise), but only when events were added since t
 Runs sign their own head when they end; this covers what happens between them (a config change, a run
 that died before its end), so no event stays unanchored for longer than one interval. A trail whose
 chain is broken, or that no longer fits the newest head, is never signed: the task fails, and Airflow
-alerts. The logic lives in borderx.anchors.close_if_new.
+alerts. The logic lives in borderx.audit.anchors.close_if_new.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ SCHEDULE = os.environ.get("BORDERX_ANCHOR_SCHEDULE") or "@hourly"
 def borderx_audit_anchor():
     @task(execution_timeout=timedelta(minutes=15))
     def sign_head() -> dict:
-        from borderx.anchors import close_if_new
+        from borderx.audit.anchors import close_if_new
         from borderx.errors import AuditError
         from borderx.exchange import Runtime
-        from borderx.publish import ensure_bucket
+        from borderx.bucket.publish import ensure_bucket
 
         rt = Runtime.open()
         ensure_bucket(rt.s3, rt.target.bucket)

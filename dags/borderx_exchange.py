@@ -32,7 +32,7 @@ from airflow.sdk import Asset, AssetAny, AssetWatcher, Param, dag, get_current_c
 from airflow.sdk.exceptions import AirflowFailException
 
 from borderx.home import Home
-from borderx.triggers import IntakeFolderTrigger, watched_agencies
+from borderx.airflow.triggers import IntakeFolderTrigger, watched_agencies
 
 UPLOAD_POOL = "borderx_uploads"
 HOME = Home.resolve()  # BORDERX_HOME, as for the CLI; the triggerer and the workers must see the same path
@@ -141,7 +141,7 @@ def _exchange_here(rt, files: list[dict]) -> list[dict]:
     import logging
 
     from borderx.exchange import close_segment, exchange_one
-    from borderx.publish import ensure_bucket
+    from borderx.bucket.publish import ensure_bucket
 
     actor = _actor()
     failed: list[str] = []
@@ -213,7 +213,7 @@ def plan(validated: list[dict]) -> list[dict]:
       execution_timeout=timedelta(hours=2))
 def deliver(job: dict) -> dict:
     from borderx.exchange import deliver as publish
-    from borderx.publish import ensure_bucket
+    from borderx.bucket.publish import ensure_bucket
 
     rt = _runtime()
     _classified(ensure_bucket, rt.s3, rt.target.bucket)

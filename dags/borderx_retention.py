@@ -1,5 +1,5 @@
 """Retention: deletes every delivery older than its agreement's retention_days, signature first, each
-deletion audited. The logic lives in borderx.retention; this DAG only runs it once a day."""
+deletion audited. The logic lives in borderx.bucket.retention; this DAG only runs it once a day."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def borderx_retention():
     @task(execution_timeout=timedelta(hours=1))
     def apply_retention() -> dict:
         from borderx.exchange import Runtime
-        from borderx.retention import apply_retention as apply
+        from borderx.bucket.retention import apply_retention as apply
 
         ti = get_current_context()["ti"]
         actor = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}

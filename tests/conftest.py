@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from borderx.demo import drop_samples, prepare_home
+from borderx.dev.demo import drop_samples, prepare_home
 from borderx.exchange import Runtime
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from borderx import manifest as mf
-from borderx.audit import AuditTrail
+from borderx.delivery import manifest as mf
+from borderx.audit.trail import AuditTrail
 from borderx.config.loader import load_config
 from borderx.config.models import DeploymentConfig
 from borderx.crypto import age, sshsig
@@ -29,9 +29,9 @@ from borderx.intake import (
     hash_taken, scan, take,
 )
 from borderx.keys import load_signing_key
-from borderx.minimise import count_small_cells, minimise
+from borderx.policy.minimise import count_small_cells, minimise
 from borderx.policy import DeliveryPlan, decide
-from borderx.publish import Target, ensure_bucket, is_published, publish_delivery
+from borderx.bucket.publish import Target, ensure_bucket, is_published, publish_delivery
 from borderx.quarantine import QuarantineError, Reason, place_beside, quarantine
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def announced_waiting(rt: Runtime) -> list[dict]:
     these too: a burst of drops is published by the runs it started. Two runs reaching for one file is safe
     (see `receive`).
     """
-    from borderx.triggers import STORE_FILE, AnnouncedStore
+    from borderx.airflow.triggers import STORE_FILE, AnnouncedStore
 
     store = AnnouncedStore(rt.home.state / STORE_FILE)
     return [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds=0)
@@ -443,7 +443,7 @@ def exchange_one(rt: Runtime, intake_file: dict, actor: dict | None = None) -> d
 
 def close_segment(rt: Runtime):
     """Signs the audit trail's head and puts it in the bucket, ending a run's segment of the chain."""
-    from borderx.anchors import anchor
+    from borderx.audit.anchors import anchor
 
     ensure_bucket(rt.s3, rt.target.bucket)
     return anchor(rt.trail, rt.signing_key, rt.hub_fingerprint, rt.s3, rt.target.bucket)

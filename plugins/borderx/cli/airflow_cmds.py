@@ -48,8 +48,8 @@ def register(sub) -> None:
 
 
 def cmd_airflow(args) -> int:
-    from borderx import airflow_stack
-    from borderx.demo import DEFAULT_HOME
+    from borderx.dev import stack as airflow_stack
+    from borderx.dev.demo import DEFAULT_HOME
 
     def say(line: str) -> None:
         print(line, flush=True)

@@ -41,7 +41,7 @@ def register(sub) -> None:
 
 
 def cmd_audit_verify(args) -> int:
-    from borderx.anchors import verify
+    from borderx.audit.anchors import verify
     from borderx.exchange import Runtime
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
@@ -56,8 +56,8 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_audit_report(args) -> int:
-    from borderx import audit_report
-    from borderx.audit import AuditTrail
+    from borderx.audit import report as audit_report
+    from borderx.audit.trail import AuditTrail
     from borderx.home import Home
 
     trail = AuditTrail(Home.resolve(args.home).audit)
@@ -73,8 +73,8 @@ def cmd_audit_report(args) -> int:
 
 
 def cmd_audit_show(args) -> int:
-    from borderx import audit_report
-    from borderx.audit import AuditTrail
+    from borderx.audit import report as audit_report
+    from borderx.audit.trail import AuditTrail
     from borderx.home import Home
 
     events = audit_report.trace(AuditTrail(Home.resolve(args.home).audit).events(), args.delivery_id)

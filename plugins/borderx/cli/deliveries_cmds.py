@@ -60,7 +60,7 @@ def _register_access(sub) -> None:
 def cmd_deliveries_list(args) -> int:
     import json
 
-    from borderx.deliveries import list_deliveries
+    from borderx.bucket.deliveries import list_deliveries
     from borderx.exchange import Runtime
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
@@ -76,7 +76,7 @@ def cmd_deliveries_list(args) -> int:
 
 
 def cmd_deliveries_revoke(args) -> int:
-    from borderx.deliveries import find, revoke
+    from borderx.bucket.deliveries import find, revoke
     from borderx.exchange import Runtime
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
@@ -100,7 +100,7 @@ def cmd_deliveries_revoke(args) -> int:
 def cmd_access_policy(args) -> int:
     import os
 
-    from borderx.access import write_policies
+    from borderx.bucket.access import write_policies
     from borderx.config.loader import load_config
     from borderx.home import Home
 

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 def cmd_run(args) -> int:
     from borderx.exchange import Runtime, run_once
-    from borderx.report import print_run_summary
+    from borderx.cli.summary import print_run_summary
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(line, file=sys.stderr))
@@ -39,6 +39,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from borderx.demo import run_demo
+    from borderx.dev.demo import run_demo
 
     return run_demo(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
 from borderx.crypto import sshsig
-from borderx.deliveries import read_tombstone
-from borderx.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.bucket.deliveries import read_tombstone
+from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.checks import DOWNLOAD, SIGNATURE, DeliveryRefused
 from borderx.recipient.errors import RecipientError
 from borderx.recipient.listing import _scan, local_folder

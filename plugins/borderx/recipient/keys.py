@@ -12,8 +12,8 @@ from borderx.config.models import S3Settings, Settings
 from borderx.crypto import age, sshsig
 from borderx.errors import ConfigError
 from borderx.home import Home
-from borderx.manifest import NAMESPACE
-from borderx.publish import Target
+from borderx.delivery.manifest import NAMESPACE
+from borderx.bucket.publish import Target
 from borderx.recipient.errors import RecipientUsageError
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from borderx.config.models import SLUG
-from borderx.deliveries import TOMBSTONE_FILE
-from borderx.manifest import SIGNATURE_FILE, DeliveryLocation
+from borderx.bucket.deliveries import TOMBSTONE_FILE
+from borderx.delivery.manifest import SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.errors import RecipientError, RecipientUsageError
 
 _SAFE = re.compile(SLUG)

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError
 
-from borderx.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.checks import (
     DATA_HASH,
     DOWNLOAD,

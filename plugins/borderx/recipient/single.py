@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from borderx.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.checks import DATA_HASH, SIGNATURE, DeliveryRefused, Verified, check_data, verify_manifest
 from borderx.recipient.errors import RecipientUsageError
 from borderx.recipient.listing import parse_location

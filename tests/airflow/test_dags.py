@@ -1,0 +1,343 @@
+"""The DAGs under a real Airflow on SQLite: they import cleanly and fast, and dag.test() runs an exchange."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_procs import (DAGS, UPLOAD_POOL, airflow, drop, home_env, migrate, port_open, serving_env, signed,
+                           start_components, stop, wait_for)
+
+
+@pytest.fixture
+def airflow_env(tmp_path):
+    """An Airflow home of its own on SQLite, migrated, with the project's dags folder."""
+    home = tmp_path / "airflow"
+    env = home_env(home, f"sqlite:///{home / 'airflow.db'}")
+    migrate(env)
+    return env
+
+
+def _python(code: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home):
+    airflow_env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
+    done = _python(
+        f"""
+        import json, sys, time
+        from airflow.dag_processing.dagbag import DagBag
+        timings = {{}}
+        for path in sorted(__import__("pathlib").Path({str(DAGS)!r}).glob("*.py")):
+            started = time.perf_counter()
+            bag = DagBag(dag_folder=str(path))
+            timings[path.name] = [time.perf_counter() - started, {{k: str(v) for k, v in bag.import_errors.items()}},
+                                  sorted(bag.dag_ids)]
+        heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"boto3", "botocore", "pyarrow", "great_expectations",
+                                                                 "pandas"}})
+        print(json.dumps({{"timings": timings, "heavy": heavy}}))
+        """,
+        airflow_env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    timings = parsed["timings"]
+    assert parsed["heavy"] == [], "DAG parsing must not import the data-path libraries"
+    assert "borderx_exchange.py" in timings
+    for name, (seconds, errors, dag_ids) in timings.items():
+        assert not errors, f"{name}: {errors}"
+        assert dag_ids, f"{name} defines no DAG"
+        assert seconds < 1.0, f"{name} took {seconds:.2f} s to parse"
+    assert {name: ids for name, (_, _, ids) in timings.items()} == {
+        "borderx_audit_anchor.py": ["borderx_audit_anchor"],
+        "borderx_daily_checks.py": ["borderx_daily_checks"],
+        "borderx_exchange.py": ["borderx_exchange", "borderx_sweep"],
+        "borderx_pull.py": ["borderx_pull"],
+        "borderx_retention.py": ["borderx_retention"],
+        "borderx_s3_intake.py": ["borderx_s3_intake"],
+    }
+
+
+def test_the_exchange_runs_on_one_watched_asset_per_agency(airflow_env, demo_home):
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
+    done = _python(
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(DAGS / "borderx_exchange.py")!r})
+        dag = bag.dags["borderx_exchange"]
+        condition = dag.timetable.asset_condition
+        print(json.dumps({{
+            "condition": type(condition).__name__,
+            "assets": [[a.uri, [w.trigger.serialize() for w in a.watchers]] for a in condition.objects],
+            "deliver_pool": dag.get_task("deliver").pool,
+            "deliver_retries": dag.get_task("deliver").retries,
+            "timeouts": sorted({{t.task_id: bool(t.execution_timeout) for t in dag.tasks}}.items()),
+            "sweep": repr(bag.dags["borderx_sweep"].timetable),
+        }}))
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["condition"] == "AssetAny"
+    assert [uri for uri, _ in info["assets"]] == [f"x-borderx-intake://{a}" for a in ("BW-DIC", "ZA-DHA", "ZA-SARS")]
+    for uri, watchers in info["assets"]:
+        [[classpath, kwargs]] = watchers
+        assert classpath == "borderx.airflow.triggers.IntakeFolderTrigger"
+        assert kwargs["home"] == str(demo_home.root) and kwargs["agency"] == uri.rsplit("/", 1)[1]
+    assert info["deliver_pool"] == "borderx_uploads" and info["deliver_retries"] >= 3
+    assert all(has for _, has in info["timeouts"])
+    assert "delta=datetime.timedelta(seconds=900)" in info["sweep"], info["sweep"]
+
+
+def test_dag_test_runs_one_exchange_per_file_and_recipient(airflow_env, demo_home, s3_endpoint, bucket, s3):
+    good = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*.csv")
+                  if not any(tag in p.name for tag in ("resent", "_v2", "_draft")))
+    bad = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*resent.csv"))
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint,
+           "BORDERX_BUCKET": bucket}
+    done = _python(
+        f"""
+        import importlib.util, json
+        spec = importlib.util.spec_from_file_location("exchange_dag", {str(DAGS / "borderx_exchange.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        run = module.exchange_dag.test(run_conf={{"files": {good + bad!r}}})
+        print(json.dumps({{"state": str(run.state), "run_id": run.run_id}}))
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["state"].endswith("success"), done.stderr[-5000:]
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    signatures = [k for k in keys if k.endswith("manifest.json.sig")]
+    assert len(signatures) == 2 * len(good)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=signatures[0].removesuffix(".sig"))["Body"].read())
+    assert manifest["airflow"]["dag_id"] == "borderx_exchange"
+    assert manifest["airflow"]["run_id"] == result["run_id"]
+    assert manifest["airflow"]["task_id"] == "deliver"
+    assert list(demo_home.quarantine.rglob("*resent.csv"))
+    assert len(list(demo_home.archive.rglob("*.csv"))) == len(good)
+
+
+def test_dag_test_of_the_sweep_retention_and_daily_checks(airflow_env, demo_home, s3_endpoint, bucket, s3):
+    """The sweep takes what waits and what a failed run left taken; quarantine-only runs still close;
+    retention and daily checks run, and the checks fail on a broken config."""
+    from borderx.exchange import Runtime, receive
+
+    bad = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*.csv")
+                 if any(tag in p.name for tag in ("resent", "_v2", "_draft")))
+    rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket)
+    orphan = next(p for p in demo_home.intake.glob("ZA-SARS/goods_crossings/*.csv") if "draft" not in p.name)
+    dead_run = {"dag_id": "borderx_exchange", "run_id": "asset_triggered__gone", "task_id": "receive", "map_index": 0}
+    from borderx.intake import intake_file_for
+
+    assert receive(rt, intake_file_for(rt.config, rt.home, orphan).to_dict(), dead_run)["status"] == "received"
+    assert not orphan.exists()
+
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint,
+           "BORDERX_BUCKET": bucket}
+    done = _python(
+        f"""
+        import importlib.util, json, pathlib
+        def load(name):
+            spec = importlib.util.spec_from_file_location(name, {str(DAGS)!r} + "/" + name + ".py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+        exchange = load("borderx_exchange")
+        states = {{}}
+        states["bad_only"] = str(exchange.exchange_dag.test(run_conf={{"files": {bad!r}}}).state)
+        states["sweep"] = str(exchange.sweep_dag.test().state)
+        states["retention"] = str(load("borderx_retention").retention_dag.test().state)
+        checks = load("borderx_daily_checks")
+        states["checks"] = str(checks.daily_checks_dag.test().state)
+        agreement = pathlib.Path({str(demo_home.config / "agreements" / "DSA-2026-001.yaml")!r})
+        agreement.write_text(agreement.read_text().replace("retention_days: 730", "retention_days: 0"))
+        states["checks_broken"] = str(checks.daily_checks_dag.test().state)
+        print(json.dumps(states))
+        """,
+        env,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    states = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {k: v.rsplit(".", 1)[-1] for k, v in states.items()} == {
+        "bad_only": "success", "sweep": "success", "retention": "success", "checks": "success",
+        "checks_broken": "failed"}, done.stderr[-5000:]
+
+    signatures = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+                  if o["Key"].endswith("manifest.json.sig")]
+    assert len(signatures) == 6  # three good extracts, the orphan among them, two recipients each
+    assert len(list(demo_home.archive.rglob("*.csv"))) == 3
+    assert len(list(demo_home.quarantine.rglob("*.csv"))) == 3
+    assert not list(demo_home.intake.rglob("*.csv"))
+    assert any(o["Key"].startswith("audit/heads/") for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+# -- end to end: a real scheduler, triggerer, dag-processor and api-server on SQLite -----------------------
+
+E2E_DEADLINE = 240
+
+
+def _query(db: Path, sql: str, *args) -> list[tuple]:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(sql, args).fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_home, s3_endpoint, bucket, s3,
+                                                            tmp_path):
+    import hashlib
+    import shutil
+
+    from conftest import free_port
+
+    # Agencies drop the good extracts once Airflow is up; the bad ones and the .part stay out of this.
+    stash = tmp_path / "stash"
+    good = []
+    for p in sorted(demo_home.intake.rglob("*.csv")):
+        if any(tag in p.name for tag in ("resent", "_v2", "_draft")):
+            p.unlink()
+            continue
+        kept = stash / p.relative_to(demo_home.intake)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(p, kept)
+        good.append(kept)
+    assert len(good) == 3
+    sources = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in good}
+
+    port = free_port()
+    db = Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
+    env = {
+        **serving_env(airflow_env, port, executor="LocalExecutor"),
+        "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint, "BORDERX_BUCKET": bucket,
+        "BORDERX_TRIGGER_POLL_SECONDS": "1",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+    }
+    airflow(env, "pools", "set", *UPLOAD_POOL)
+
+    logs = tmp_path / "logs"
+    procs: list[subprocess.Popen] = []
+    started = time.monotonic()
+    deadline = started + E2E_DEADLINE
+    try:
+        procs += start_components(env, port, logs, tmp_path)
+        wait_for("the exchange DAG to be parsed",
+                 lambda: _query(db, "SELECT 1 FROM dag WHERE dag_id = 'borderx_exchange'"), deadline, procs, logs)
+        airflow(env, "dags", "unpause", "borderx_exchange")
+        # Watchers are attached at the first parse after the unpause, then the triggerer takes them up.
+        wait_for("the triggerer to run one intake trigger per agency", lambda: len(_query(
+            db, "SELECT id FROM trigger WHERE classpath = 'borderx.airflow.triggers.IntakeFolderTrigger' "
+                "AND triggerer_id IS NOT NULL")) == 3, deadline, procs, logs)
+        wait_for("the api-server", lambda: port_open(port), deadline, procs, logs)
+        ready = time.monotonic()
+
+        dropped_at = time.monotonic()
+        for p in good:
+            drop(p, demo_home.intake / p.relative_to(stash))
+
+        published_at: dict[str, float] = {}
+
+        def all_published():
+            for sha, name in sources.items():
+                if name not in published_at and len(signed(s3, bucket).get(sha, [])) == 2:
+                    published_at[name] = time.monotonic() - dropped_at
+            return len(published_at) == len(sources)
+
+        wait_for("all three extracts to be published", all_published, deadline, procs, logs, step=1)
+        wait_for("the runs to finish", lambda: _query(db, "SELECT state FROM dag_run WHERE dag_id = 'borderx_exchange'")
+                 and all(s == "success" for (s,) in _query(db, "SELECT state FROM dag_run WHERE dag_id = "
+                                                               "'borderx_exchange'")), deadline, procs, logs)
+        runs = _query(db, "SELECT run_type, state FROM dag_run WHERE dag_id = 'borderx_exchange'")
+    finally:
+        stop(procs)
+
+    print(f"\nend to end: ready {ready - started:.0f} s after start; {len(runs)} run(s); drop to published "
+          + ", ".join(f"{name} {secs:.1f} s" for name, secs in sorted(published_at.items())))
+    assert runs and all(t == "asset_triggered" for t, _ in runs), runs
+    by_source = signed(s3, bucket)
+    assert {sha: len(keys) for sha, keys in by_source.items()} == {sha: 2 for sha in sources}
+    trail = [json.loads(line) for line in (demo_home.audit / "trail.jsonl").read_text().splitlines()]
+    published = [e["details"]["source_sha256"] for e in trail if e["type"] == "published"]
+    assert sorted(published) == sorted(sha for sha in sources for _ in range(2)), "each delivery published once"
+    assert not [e for e in trail if e["type"] in ("quarantined", "already-published")]
+    assert sorted(p.name for p in demo_home.archive.rglob("*.csv")) == sorted(sources.values())
+    assert not list(demo_home.intake.rglob("*.csv")) and not list(demo_home.quarantine.rglob("*.csv"))
+    assert list(demo_home.intake.rglob("*.part")), "the half-transferred sample is left alone"
+
+
+def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, monkeypatch):
+    import importlib.util
+
+    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+
+    import borderx.exchange as exchange
+    from borderx.errors import PublishError
+
+    def client_error(status: int, code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+    def as_publish_error(error: ClientError) -> PublishError:
+        # What borderx.bucket.publish does: the botocore error survives only as the context.
+        try:
+            try:
+                raise error
+            except ClientError:
+                raise PublishError("s3://bucket/key: refused") from None
+        except PublishError as wrapped:
+            return wrapped
+
+    assert exchange.is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert exchange.is_transient(ReadTimeoutError(endpoint_url="http://127.0.0.1:1"))
+    assert exchange.is_transient(client_error(503, "SlowDown"))
+    assert exchange.is_transient(as_publish_error(client_error(500, "InternalError")))
+    assert not exchange.is_transient(client_error(403, "AccessDenied"))
+    assert not exchange.is_transient(as_publish_error(client_error(404, "NoSuchBucket")))
+    assert not exchange.is_transient(ValueError("bad plan"))
+
+    failures = iter([EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+                     as_publish_error(client_error(403, "AccessDenied"))])
+
+    def failing(*args):
+        raise next(failures)
+
+    monkeypatch.setattr(exchange, "_deliver", failing)
+    with pytest.raises(exchange.TransientError):
+        exchange.deliver(None, {}, {"delivery_id": "d1"})
+    with pytest.raises(PublishError) as permanent:
+        exchange.deliver(None, {}, {"delivery_id": "d1"})
+    assert not isinstance(permanent.value, exchange.TransientError)
+
+    monkeypatch.setenv("BORDERX_HOME", str(demo_home.root))
+    spec = importlib.util.spec_from_file_location("borderx_exchange_dag", DAGS / "borderx_exchange.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    def raising(exc):
+        def call():
+            raise exc
+        return call
+
+    with pytest.raises(exchange.TransientError):
+        module._classified(raising(exchange.TransientError("bucket unreachable")))
+    with pytest.raises(OSError):
+        module._classified(raising(OSError("disk hiccup")))  # unknown: Airflow's retries apply
+    with pytest.raises(AirflowFailException):
+        module._classified(raising(as_publish_error(client_error(403, "AccessDenied"))))
