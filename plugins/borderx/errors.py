@@ -1,8 +1,23 @@
-"""One exception type per kind of failure, so callers catch exactly what they can handle."""
+"""Every error the hub raises on purpose, one class per kind of failure, and which of them may pass.
+
+Callers catch exactly what they can handle. Whether a failure is worth trying again is decided here, by
+type, and nowhere else: `is_transient` answers for the Airflow tasks and for `borderx run` alike.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
 
 
 class BorderxError(Exception):
-    """Base of every error the hub raises on purpose."""
+    """Base of every error the hub raises on purpose. Permanent unless its class says otherwise."""
+
+    # Whether the same call, tried again unchanged, may succeed (the bucket answers again, space comes back).
+    transient = False
+
+
+# -- configuration, keys and the home -------------------------------------------------------------------------
 
 
 class ConfigError(BorderxError):
@@ -17,8 +32,56 @@ class KeyMaterialError(BorderxError):
     """A private key could not be obtained or parsed. Never carries key material."""
 
 
+class HomeError(BorderxError):
+    """The deployment home cannot be used as asked (not empty, not ours, missing folders)."""
+
+
+# -- intake -------------------------------------------------------------------------------------------------
+
+
 class IntakeError(BorderxError):
     """A file in an intake folder cannot be taken in (wrong place, unreadable, unsafe)."""
+
+
+class UnsafeEntry(IntakeError):
+    """An intake entry that is not a plain file of its own: a symbolic link, a hard link, a pipe or a device.
+
+    Reading it would read something the agency did not drop here (a link's target, or a file that lives on
+    under another name), so it is quarantined as it is and never opened. `details` says what it is, for the
+    report: the link's target as written in the link (never resolved), or the inode a hard link shares.
+    """
+
+    def __init__(self, path: Path, rule: str, message: str, details: dict):
+        super().__init__(f"{path.name}: {message}")
+        self.rule = rule
+        self.message = message
+        self.details = details
+
+
+class ChangedWhileRead(IntakeError):
+    """The file was written to, truncated or replaced while the hub read it, or between two of its reads."""
+
+    rule = "changed-while-read"
+
+
+# -- validation -----------------------------------------------------------------------------------------------
+
+
+class SuiteError(BorderxError):
+    """The suite file is missing or is not a usable GX expectation suite: the operator must mend it."""
+
+
+class ValidationRunError(BorderxError):
+    """GX itself failed while validating a file that was read successfully.
+
+    Only the original error's type is kept (its message may quote the data), so nothing tells a crash that
+    would repeat from one that will not (memory taken by other tasks): trying again is the safe choice.
+    """
+
+    transient = True
+
+
+# -- policy, delivery, the bucket and the hub's own folders -----------------------------------------------------
 
 
 class PolicyError(BorderxError):
@@ -29,9 +92,122 @@ class PublishError(BorderxError):
     """The bucket refused or lost a delivery."""
 
 
+class TransientError(PublishError):
+    """A failure of the bucket or the network that may pass: the stage can be tried again as it is."""
+
+    transient = True
+
+
+# Errors of the file system that say "full", which space coming back mends.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class NoSpaceError(BorderxError):
+    """A folder of the hub is full. Space can come back, so a stage that hit it can be tried again as it is."""
+
+    transient = True
+
+
+class QuarantineError(BorderxError):
+    """The quarantine folder could not take a file (full, read-only...); the file stays where it was."""
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
+
+    @property
+    def transient(self) -> bool:  # type: ignore[override]
+        return self.errno in NO_SPACE_ERRNOS
+
+
+# -- crypto ---------------------------------------------------------------------------------------------------
+
+
+class CryptoError(BorderxError):
+    """Signed or encrypted bytes that do not check out or cannot be read."""
+
+
+class SignatureError(CryptoError):
+    """A signature does not verify or cannot be read. Never carries key material."""
+
+
+# -- audit ----------------------------------------------------------------------------------------------------
+
+
 class AuditError(BorderxError):
     """The audit trail is damaged or does not verify."""
 
 
-class HomeError(BorderxError):
-    """The deployment home cannot be used as asked (not empty, not ours, missing folders)."""
+class TrailUnreadable(AuditError, ValueError):
+    """A line of the trail is not a JSON event, so no report can be built from it."""
+
+    def __init__(self, line: int):
+        self.line = line
+        super().__init__(f"line {line} of the audit trail is not a JSON event; no report can be built from it")
+
+
+class QueryError(BorderxError, ValueError):
+    """A filter a report cannot use (a date that is not one, a period that ends before it starts)."""
+
+
+# -- the recipient's side -------------------------------------------------------------------------------------
+
+
+class RecipientError(BorderxError):
+    """The bucket cannot be listed or read, or the recipient's inputs cannot be used."""
+
+
+class RecipientUsageError(RecipientError):
+    """The command was given something it cannot work with (a missing identity or hub key, a bad prefix)."""
+
+
+class DeliveryRefused(BorderxError):
+    """One delivery failed a check; `check` names which. Never carries plaintext or key material."""
+
+    def __init__(self, check: str, reason: str):
+        self.check = check
+        self.reason = reason
+        super().__init__(f"{check}: {reason}")
+
+
+# -- transient or permanent -----------------------------------------------------------------------------------
+
+# S3 error codes that say "not now" rather than "never".
+TRANSIENT_S3_CODES = frozenset({
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "Throttling",
+    "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "BandwidthLimitExceeded",
+    "OperationAborted", "500", "502", "503", "504",
+})
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what it was raised from, may pass: a transient BorderxError, a connection failure,
+    a timeout, or a 5xx or throttling answer from the bucket."""
+    from botocore.exceptions import (
+        ClientError, ConnectionClosedError, ConnectionError as BotoConnectionError, ConnectTimeoutError,
+        EndpointConnectionError, ReadTimeoutError, ResponseStreamingError,
+    )
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, BorderxError) and exc.transient:
+            return True
+        if isinstance(exc, QuarantineError):
+            return False
+        if isinstance(exc, (BotoConnectionError, EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                            ConnectionClosedError, ResponseStreamingError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return status >= 500 or status == 429 or error.get("Code") in TRANSIENT_S3_CODES
+        # PublishError hides the botocore error it wraps as its context, not its cause.
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether trying again cannot help: a BorderxError that is not transient, or a mistake in what was
+    handed over (a missing key, a wrong type or value). Anything else is unknown and left to the retries."""
+    return not is_transient(exc) and isinstance(exc, (BorderxError, LookupError, TypeError, ValueError))

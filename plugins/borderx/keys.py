@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from borderx.config.loader import load_agencies, load_agency_files
 from borderx.config.models import KeySource
 from borderx.crypto import age, sshsig
 from borderx.errors import KeyMaterialError
@@ -132,40 +133,11 @@ class KeyRow:
         return f"{self.key[:12]}…{self.key[-6:]}"
 
 
-def load_agencies(home: Path) -> dict:
-    """config/agencies/*.yaml checked one by one, without the cross-checks of a full load.
-
-    Listing keys must work exactly when the full check fails because keys ran out.
-    """
-    import yaml
-    from pydantic import ValidationError
-
-    from borderx.config.loader import Problem
-    from borderx.config.models import Agency
-    from borderx.errors import ConfigError
-
-    agencies, problems = {}, []
-    folder = Path(home) / "config" / "agencies"
-    for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
-        shown = str(path.relative_to(home))
-        try:
-            agency = Agency.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except ValidationError as exc:
-            problems += [Problem(shown, ".".join(map(str, e["loc"])) or "-", e["msg"]) for e in exc.errors()]
-            continue
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            problems.append(Problem(shown, "-", f"cannot be read: {exc.__class__.__name__}"))
-            continue
-        agencies[agency.id] = (path, agency)
-    if problems:
-        raise ConfigError(problems)
-    return agencies
-
-
 def list_keys(home: Path, today: dt.date | None = None) -> list[KeyRow]:
     today = today or dt.date.today()
     rows = []
-    for agency_id, (_, agency) in sorted(load_agencies(home).items()):
+    # Agencies only, without the full check: listing keys must work exactly when that fails because keys ran out.
+    for agency_id, agency in sorted(load_agencies(home).items()):
         keys = [("age-pq" if k.post_quantum else "age", k) for k in agency.age_recipients]
         keys += [("ssh", k) for k in agency.signing_keys]
         for kind, k in keys:
@@ -237,7 +209,7 @@ def rotate_keys(home: Path, agency_id: str, out_dir: Path, *, overlap_days: int 
     if overlap_days < 0:
         raise ValueError("overlap_days must be 0 or more")
     today = today or dt.date.today()
-    agencies = load_agencies(home)
+    agencies = load_agency_files(home)
     if agency_id not in agencies:
         known = ", ".join(sorted(agencies)) or "none"
         raise KeyMaterialError(f"no agency {agency_id} in {Path(home) / 'config' / 'agencies'} (known: {known})")

@@ -139,3 +139,21 @@ def test_intake_and_pull_sources_load_typed(home, tmp_path):
     assert agency.intake.s3_prefix == "intake/ZA-SARS" and agency.intake.folder is None
     assert (agency.pull.folder, agency.pull.s3, agency.pull.schedule) == (str(exports), None, "@hourly")
     assert load_config(home, today=TODAY).agencies["ZA-DHA"].pull is None
+
+
+def test_agencies_load_alone_and_a_broken_one_is_named(home):
+    from borderx.config.loader import load_agencies, load_agency_files
+
+    agreements = home / "config" / "agreements"
+    shutil.rmtree(agreements)
+    # Without agreements the full load fails; the agencies alone still load, typed, with their files.
+    assert check_config(home, today=TODAY)
+    agencies = load_agencies(home)
+    assert set(agencies) == {"ZA-DHA", "BW-DIC", "ZA-SARS", "NA-MHAISS", "BW-BURS"}
+    assert agencies["ZA-SARS"].kind.value == "customs"
+    assert load_agency_files(home)["ZA-SARS"][0] == home / "config" / "agencies" / "ZA-SARS.yaml"
+    _edit(home / "config" / "agencies" / "ZA-SARS.yaml", kind="navy")
+    with pytest.raises(ConfigError) as caught:
+        load_agencies(home)
+    assert [str(p) for p in caught.value.problems] == [
+        "config/agencies/ZA-SARS.yaml: kind: Input should be 'customs', 'migration', 'police' or 'international'"]

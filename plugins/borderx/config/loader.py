@@ -204,6 +204,26 @@ def _check_overlaps(agreements: dict[str, tuple[str, Agreement]], problems: list
                 problems.append(Problem(shown, "valid_from", f"validity overlaps {b.id} for {', '.join(shared)}"))
 
 
+def load_agency_files(home: str | os.PathLike) -> dict[str, tuple[Path, Agency]]:
+    """{id: (file, agency)} of config/agencies/, each file checked alone, without the cross-checks of a full
+    load: cheap enough for DAG parsing, and usable exactly when the full check fails because keys ran out.
+
+    Raises ConfigError naming the file, the field and the problem of every agency file that does not load.
+    """
+    home = Path(home)
+    problems: list[Problem] = []
+    agencies = _load_section(home, "agencies", problems, set())
+    _check_keys(agencies, problems)
+    if problems:
+        raise ConfigError(problems)
+    return {agency_id: (home / shown, agency) for agency_id, (shown, agency) in agencies.items()}
+
+
+def load_agencies(home: str | os.PathLike) -> dict[str, Agency]:
+    """{id: agency} of config/agencies/, as `load_agency_files` reads and checks them."""
+    return {agency_id: agency for agency_id, (_, agency) in load_agency_files(home).items()}
+
+
 def load_config(home: Path, *, today: dt.date | None = None) -> DeploymentConfig:
     """Loads and checks the whole home; raises ConfigError listing every problem."""
     config, problems = _load(Path(home), today or dt.date.today())

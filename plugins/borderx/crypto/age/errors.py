@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from borderx.errors import CryptoError
 
-class AgeError(Exception):
+
+class AgeError(CryptoError):
     """Base class for every way an age file can fail to decrypt."""
 
 
