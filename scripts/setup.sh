@@ -11,6 +11,7 @@ need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2
     sudo_cmd=""

@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+from pathlib import Path
 
+import jsonschema
 import pytest
 
+from borderx.audit import events
 from borderx.audit.trail import AuditTrail
+from borderx.cli import main
+from borderx.exchange import run_once
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fixed_clock():
@@ -84,3 +91,46 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
     for p in procs:
         p.join()
     assert AuditTrail(folder).verify() == (160, None)
+
+
+def test_record_writes_the_event_its_class_builds(tmp_path):
+    trail = AuditTrail(tmp_path / "audit", clock=_fixed_clock())
+    event = events.Received(provider="ZA-DHA", dataset="traveller_flows", source_sha256="a" * 64,
+                            source_name="f.csv", size=12)
+    line = trail.record(event, actor={"hub": True, "via": "borderx run"})
+    assert line["type"] == "received" and line["details"] == event.details()
+    assert list(trail.events()) == [line]
+    # A field left out, or one no definition has, is refused before anything is written.
+    with pytest.raises(TypeError):
+        events.Received(provider="ZA-DHA", dataset="traveller_flows", source_sha256="a" * 64, source_name="f.csv")
+    with pytest.raises(TypeError):
+        events.build("received", **event.details(), colour="blue")
+    with pytest.raises(ValueError, match="unknown audit event type"):
+        trail.append("exploded")
+    assert trail.verify() == (1, None)
+
+
+def test_event_schema_on_disk_is_the_one_the_definitions_generate():
+    on_disk = (REPO / "docs" / "events" / events.SCHEMA_FILE).read_text(encoding="utf-8")
+    assert on_disk == events.schema_text(), "regenerate it: python -m borderx.audit.events docs/events"
+    jsonschema.Draft202012Validator.check_schema(json.loads(on_disk))
+
+
+def test_every_event_of_a_real_run_fits_its_definition_and_the_schema(runtime, capsys):
+    summary = run_once(runtime, settle_seconds=0)
+    delivery = summary.published[0]["delivery_id"]
+    assert main(["deliveries", "revoke", delivery, "--reason", "sent in error", "--home", str(runtime.home.root),
+                 "--s3-endpoint", runtime.target.endpoint_url, "--bucket", runtime.target.bucket]) == 0
+    schema = json.loads((REPO / "docs" / "events" / events.SCHEMA_FILE).read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    trail = list(runtime.trail.events())
+    for event in trail:
+        assert not list(validator.iter_errors(event)), event
+        assert events.build(event["type"], **event["details"]).details() == event["details"]
+    assert {e["type"] for e in trail} >= {"config-changed", "received", "validated", "quarantined", "minimised",
+                                          "suppressed", "encrypted", "signed", "published", "archived", "revoked"}
+    # The schema is no formality: a detail no definition has, or a missing one, does not fit.
+    forged = {**trail[-1], "details": {**trail[-1]["details"], "note": "x"}}
+    assert list(validator.iter_errors(forged))
+    cut = {**trail[-1], "details": {k: v for k, v in trail[-1]["details"].items() if k != "reason"}}
+    assert list(validator.iter_errors(cut))

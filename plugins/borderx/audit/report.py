@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
+from borderx.audit.events import (Archived, Blocked, Minimised, Published, Quarantined, Revoked, Suppressed,
+                                   Validated, of_kind)
+from borderx.text import printable
+
 
 @dataclass
 class Line:
@@ -60,15 +64,15 @@ def _validations(events: list[dict]) -> tuple[list[tuple[dict, dict]], dict[int,
     found: list[tuple[dict, dict]] = []
     open_: dict[tuple, dict] = {}
     quarantine_pages: dict[int, str | None] = {}
-    for e in events:
+    for e in of_kind(events, Validated, Quarantined, Archived):
         d = e["details"]
-        if e["type"] == "validated":
+        if e["type"] == Validated.TYPE:
             row = {"time": e["time"], "provider": d.get("provider"), "dataset": d.get("dataset"),
                    "source": d.get("source_name"), "source_sha256": d.get("source_sha256"), "suite": d.get("suite"),
                    "success": d.get("success"), "rows": d.get("rows"), "outcome": None, "data_docs": d.get("data_docs")}
             found.append((e, row))
             open_[_extract_key(d)] = row
-        elif e["type"] == "quarantined":
+        elif e["type"] == Quarantined.TYPE:
             row = open_.pop(_extract_key(d), None)
             if "data_docs" in d:
                 page = d["data_docs"]
@@ -79,7 +83,7 @@ def _validations(events: list[dict]) -> tuple[list[tuple[dict, dict]], dict[int,
             quarantine_pages[e["seq"]] = page
             if row is not None:
                 row.update(outcome="quarantined", data_docs=page)
-        elif e["type"] == "archived":
+        else:
             row = open_.pop(_extract_key(d), None)
             if row is not None:
                 row["outcome"] = "accepted"
@@ -98,8 +102,8 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
     # quarantined or archived just after it.
     validated, quarantine_pages = _validations(every)
     events = [e for e in every if _in_period(e, since, until)]
-    minimised = {e["details"]["delivery_id"]: e["details"] for e in events if e["type"] == "minimised"}
-    suppressed = {e["details"]["delivery_id"]: e["details"] for e in events if e["type"] == "suppressed"}
+    minimised = {e["details"]["delivery_id"]: e["details"] for e in of_kind(events, Minimised)}
+    suppressed = {e["details"]["delivery_id"]: e["details"] for e in of_kind(events, Suppressed)}
     lines: dict[tuple, Line] = {}
     volume: dict[str, int] = defaultdict(int)
 
@@ -107,9 +111,9 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
         return all(want is None or d.get(key) == want
                    for key, want in (("agreement", agreement), ("provider", provider), ("recipient", recipient)))
 
-    for e in events:
+    for e in of_kind(events, Published):
         d = e["details"]
-        if e["type"] != "published" or not wanted(d):
+        if not wanted(d):
             continue
         key = (d["agreement"], d["provider"], d["recipient"], d["dataset"])
         line = lines.setdefault(key, Line(*key))
@@ -124,22 +128,21 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
         {"time": e["time"], "provider": e["details"]["provider"], "dataset": e["details"]["dataset"],
          "source": e["details"]["source_name"], "reasons": e["details"]["reasons"],
          "data_docs": quarantine_pages.get(e.get("seq"))}
-        for e in events
-        if e["type"] == "quarantined" and (provider is None or e["details"]["provider"] == provider)
-        and agreement is None and recipient is None
+        for e in of_kind(events, Quarantined)
+        if (provider is None or e["details"]["provider"] == provider) and agreement is None and recipient is None
     ]
     blocked = [
         {"time": e["time"], "agreement": e["details"]["agreement"], "recipient": e["details"].get("recipient"),
          "rule": e["details"]["rule"]}
-        for e in events if e["type"] == "blocked" and wanted({**e["details"], "recipient": e["details"].get("recipient")})
+        for e in of_kind(events, Blocked) if wanted({**e["details"], "recipient": e["details"].get("recipient")})
     ]
     revocations = [
         {"time": e["time"], "delivery_id": e["details"]["delivery_id"], "agreement": e["details"]["agreement"],
          "recipient": e["details"]["recipient"], "reason": e["details"]["reason"]}
-        for e in events if e["type"] == "revoked" and wanted({**e["details"], "provider": provider})
+        for e in of_kind(events, Revoked) if wanted({**e["details"], "provider": provider})
     ]
     # With an agreement or recipient asked for, the validations shown are those of the extracts it received.
-    shared = {e["details"].get("source_sha256") for e in events if e["type"] == "published" and wanted(e["details"])}
+    shared = {e["details"].get("source_sha256") for e in of_kind(events, Published) if wanted(e["details"])}
     validations = [
         row for e, row in validated
         if _in_period(e, since, until) and (provider is None or row["provider"] == provider)
@@ -154,22 +157,26 @@ COLUMNS = ["agreement", "provider", "recipient", "dataset", "deliveries", "rows"
 
 
 def as_table(report: Report) -> str:
-    rows = [COLUMNS] + [[str(getattr(line, c)) for c in COLUMNS] for line in report.lines]
+    """The report as plain text; every name in it is shown as text (see borderx.text), never as control."""
+    p = printable
+    rows = [COLUMNS] + [[p(getattr(line, c)) for c in COLUMNS] for line in report.lines]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
     out.append("")
     out.append(f"quarantined: {len(report.quarantines)}")
     for q in report.quarantines:
-        out.append(f"  {q['time'][:19]}  {q['provider']}/{q['dataset']}/{q['source']}: {', '.join(q['reasons'])}")
+        out.append(f"  {p(q['time'][:19])}  {p(q['provider'])}/{p(q['dataset'])}/{p(q['source'])}: "
+                   f"{p(', '.join(q['reasons']))}")
     if report.blocked:
         out.append(f"stopped by agreement rules: {len(report.blocked)}")
         for b in report.blocked:
-            out.append(f"  {b['time'][:19]}  {b['agreement']} {b['recipient'] or ''}: {b['rule']}")
+            out.append(f"  {p(b['time'][:19])}  {p(b['agreement'])} {p(b['recipient'] or '')}: {p(b['rule'])}")
     if report.revocations:
         out.append(f"revoked: {len(report.revocations)}")
         for r in report.revocations:
-            out.append(f"  {r['time'][:19]}  {r['agreement']} -> {r['recipient']} {r['delivery_id']}: {r['reason']}")
+            out.append(f"  {p(r['time'][:19])}  {p(r['agreement'])} -> {p(r['recipient'])} {p(r['delivery_id'])}: "
+                       f"{p(r['reason'])}")
     return "\n".join(out) + "\n"
 
 
@@ -178,12 +185,17 @@ def as_csv(report: Report) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for line in report.lines:
-        writer.writerow([getattr(line, c) for c in COLUMNS])
+        writer.writerow([printable(getattr(line, c)) for c in COLUMNS])
     return buf.getvalue()
 
 
 def as_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+def _esc(text: str) -> str:
+    # Control characters are not text in HTML either, and the page may be printed to a terminal.
+    return html.escape(printable(text))
 
 
 def _bar_chart(volume: dict[str, int]) -> str:
@@ -231,7 +243,7 @@ def _docs_link(page: str | None, docs_href: DocsLink) -> str:
 
 
 def _validations_html(report: Report, docs_href: DocsLink) -> str:
-    esc = html.escape
+    esc = _esc
     if not report.validations:
         return "<p>No extracts validated in this period.</p>"
     head = "".join(f"<th>{c}</th>" for c in ("time (UTC)", "provider", "dataset", "file", "suite", "expectations",
@@ -247,7 +259,7 @@ def _validations_html(report: Report, docs_href: DocsLink) -> str:
 
 def as_html(report: Report, *, docs_href: DocsLink = file_links) -> str:
     """The report as one HTML page; `docs_href` turns a Data Docs page's path into the link to it."""
-    esc = html.escape
+    esc = _esc
     head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{esc(str(getattr(l, c)))}</td>" for c in COLUMNS) + "</tr>" for l in report.lines)
     quarantined = "".join(

@@ -15,15 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from borderx.audit.events import EVENT_TYPES, Event
+
 TRAIL_FILE = "trail.jsonl"
 GENESIS = "0" * 64
 
-# Every kind of event the hub records; an unknown type is a programming error, not a new kind of event.
-EVENT_TYPES = frozenset({
-    "received", "validated", "blocked", "quarantined", "minimised", "suppressed", "encrypted", "signed",
-    "published", "already-published", "archived", "revoked", "expired", "deleted", "config-changed",
-    "copied-in",
-})
+__all__ = ["AuditTrail", "ChainBreak", "EVENT_TYPES", "GENESIS", "TRAIL_FILE", "canonical", "event_hash"]
 
 
 def canonical(obj: Any) -> bytes:
@@ -50,7 +47,13 @@ class AuditTrail:
         self.path = self.folder / TRAIL_FILE
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
 
+    def record(self, event: Event, *, actor: dict | None = None) -> dict:
+        """Appends `event`, built with its class in borderx.audit.events; returns the line as written."""
+        return self.append(event.TYPE, actor=actor, **event.details())
+
     def append(self, type_: str, *, actor: dict | None = None, **details: Any) -> dict:
+        """Appends an event of a kind that borderx.audit.events defines; `record` also checks its fields."""
+        # An unknown type is a programming error, not a new kind of event.
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown audit event type {type_!r}")
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK
+from borderx.text import printable
 
 DESCRIPTION = """\
 Runs `airflow standalone` (scheduler, triggerer, DAG processor and API server, on SQLite, with the
@@ -52,7 +53,7 @@ def cmd_airflow(args) -> int:
     from borderx.dev.demo import DEFAULT_HOME
 
     def say(line: str) -> None:
-        print(line, flush=True)
+        print(printable(line), flush=True)
 
     if args.bucket:
         os.environ["BORDERX_BUCKET"] = args.bucket
@@ -74,7 +75,7 @@ def cmd_airflow(args) -> int:
         say("stopped: everything this command started is down")
         return EXIT_OK
     except (RuntimeError, TimeoutError) as exc:
-        print(f"borderx airflow: {exc}", file=sys.stderr)
+        print(printable(f"borderx airflow: {exc}"), file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args, _usage
+from borderx.text import printable
 
 
 def register(sub) -> None:
@@ -49,9 +50,10 @@ def cmd_audit_verify(args) -> int:
     verdict = verify(rt.trail, hub_key, None if args.local else rt.s3, rt.target.bucket)
     where = "local copies" if args.local else f"s3://{rt.target.bucket}/audit/heads/"
     if verdict.broken:
-        print(f"{rt.trail.path}: {verdict.broken}")
+        print(printable(f"{rt.trail.path}: {verdict.broken}"))
         return EXIT_FAILED
-    print(f"ok: {verdict.events} events in {rt.trail.path}, chain intact, {verdict.heads} signed head(s) in {where} match")
+    print(printable(f"ok: {verdict.events} events in {rt.trail.path}, chain intact, {verdict.heads} signed head(s) "
+                    f"in {where} match"))
     return EXIT_OK
 
 
@@ -66,7 +68,7 @@ def cmd_audit_report(args) -> int:
     text = audit_report.render(report, args.format, args.out)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(printable(f"wrote {args.out}"), file=sys.stderr)
     else:
         print(text, end="")
     return EXIT_OK
@@ -79,11 +81,11 @@ def cmd_audit_show(args) -> int:
 
     events = audit_report.trace(AuditTrail(Home.resolve(args.home).audit).events(), args.delivery_id)
     if not events:
-        print(f"no delivery {args.delivery_id} in the audit trail", file=sys.stderr)
+        print(printable(f"no delivery {args.delivery_id} in the audit trail"), file=sys.stderr)
         return EXIT_FAILED
     for e in events:
         d = e["details"]
         facts = ", ".join(f"{k}={v}" for k, v in d.items()
                           if k in ("agreement", "recipient", "rows_out", "rows", "success", "sha256", "keys", "file"))
-        print(f"{e['seq']:>6}  {e['time'][:19]}  {e['type']:<18} {facts}")
+        print(printable(f"{e['seq']:>6}  {e['time'][:19]}  {e['type']:<18} {facts}"))
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg
+from borderx.text import printable
 
 
 def register(sub) -> None:
@@ -22,9 +23,9 @@ def cmd_check(args) -> int:
     home = Home.resolve(args.home)
     problems = check_config(home.root)
     for problem in problems:
-        print(problem)
+        print(printable(problem))
     if problems:
-        print(f"{len(problems)} problem(s) in {home.config}", file=sys.stderr)
+        print(printable(f"{len(problems)} problem(s) in {home.config}"), file=sys.stderr)
         return EXIT_FAILED
-    print(f"ok: {home.config}")
+    print(printable(f"ok: {home.config}"))
     return EXIT_OK

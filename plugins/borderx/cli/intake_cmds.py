@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args
+from borderx.text import printable
 
 DESCRIPTION = """\
 Agencies whose config has intake.s3_prefix upload extracts to s3://BUCKET/PREFIX/DATASET/FILE.
@@ -52,10 +53,10 @@ def cmd_setup(args) -> int:
         queues = setup_notifications(rt.s3, sqs_client(rt.target), rt.target.bucket, prefixes)
     except (BotoCoreError, ClientError) as exc:
         # The same wording as a failed publish: which bucket, which endpoint, which error code, never a request.
-        print(f"borderx s3-intake setup: {failure(rt.s3, f'notifications of bucket {rt.target.bucket}', exc)}",
-              file=sys.stderr)
+        why = failure(rt.s3, f"notifications of bucket {rt.target.bucket}", exc)
+        print(printable(f"borderx s3-intake setup: {why}"), file=sys.stderr)
         return EXIT_FAILED
     for agency, url in sorted(queues.items()):
-        print(f"{agency}: s3://{rt.target.bucket}/{prefixes[agency]} -> {url}")
+        print(printable(f"{agency}: s3://{rt.target.bucket}/{prefixes[agency]} -> {url}"))
     return EXIT_OK
 

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from borderx.cli.common import EXIT_OK, _home_arg, _usage, _wrap
+from borderx.text import printable, printable_lines
 
 
 def _days(value: str) -> int:
@@ -57,9 +58,10 @@ def cmd_keys_generate(args) -> int:
     from borderx.keys import generate_keys
 
     keys = generate_keys(args.agency, Path(args.out))
-    print(f"# wrote {keys.age_identity_path} and {keys.ssh_private_path} (private: keep them off the hub's disk)")
-    print(f"# public parts for config/agencies/{args.agency}.yaml:")
-    print(keys.config_snippet(dt.date.today()), end="")
+    print(printable(f"# wrote {keys.age_identity_path} and {keys.ssh_private_path} "
+                    "(private: keep them off the hub's disk)"))
+    print(printable(f"# public parts for config/agencies/{args.agency}.yaml:"))
+    print(printable_lines(keys.config_snippet(dt.date.today())), end="")
     return EXIT_OK
 
 
@@ -67,7 +69,7 @@ def cmd_keys_list(args) -> int:
     from borderx.home import Home
     from borderx.keys import format_key_table, list_keys
 
-    print(format_key_table(list_keys(Home.resolve(args.home).root)), end="")
+    print(printable_lines(format_key_table(list_keys(Home.resolve(args.home).root))), end="")
     return EXIT_OK
 
 
@@ -76,7 +78,7 @@ def cmd_keys_rotate(args) -> int:
     from borderx.keys import rotate_keys
 
     rotation = rotate_keys(Home.resolve(args.home).root, args.agency, Path(args.out), overlap_days=args.overlap_days)
-    print(f"# wrote {rotation.keys.age_identity_path} and {rotation.keys.ssh_private_path} "
-          f"(private: hand them to {args.agency}, keep them off the hub's disk)")
-    print(rotation.describe(), end="")
+    print(printable(f"# wrote {rotation.keys.age_identity_path} and {rotation.keys.ssh_private_path} "
+                    f"(private: hand them to {args.agency}, keep them off the hub's disk)"))
+    print(printable_lines(rotation.describe()), end="")
     return EXIT_OK

@@ -11,6 +11,7 @@ from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds,
                          recipient_cmds, run_cmds)
 from borderx.cli.common import EXIT_FAILED, _usage
 from borderx.errors import BorderxError, ConfigError
+from borderx.text import PrintableFormatter, printable
 
 DESCRIPTION = """\
 Border Exchange: agencies drop extracts into intake folders; the hub validates them, cuts them
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Log lines name files as agencies named them: shown as text, never as terminal control.
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     logging.captureWarnings(True)
     if not getattr(args, "func", None):
         return _usage(parser)
@@ -64,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(printable(problem), file=sys.stderr)
         print("nothing was run: fix the configuration first (borderx check)", file=sys.stderr)
         return EXIT_FAILED
     except BorderxError as exc:
-        print(f"borderx: {exc}", file=sys.stderr)
+        print(printable(f"borderx: {exc}"), file=sys.stderr)
         return EXIT_FAILED
