@@ -8,8 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from borderx.config.loader import check_config, load_config
+from borderx.config.loader import load_config
 from borderx.config.models import DeploymentConfig
+from borderx.errors import ConfigError
 
 WARN_DAYS = 30
 
@@ -85,9 +86,10 @@ def daily_checks(home: str | os.PathLike, *, today: dt.date | None = None, warn_
     today = today or dt.date.today()
     home = Path(home)
     report = HealthReport(today=today.isoformat())
-    report.errors = [Finding(p.file, f"{p.field}: {p.message}") for p in check_config(home, today=today)]
-    if report.errors:
+    try:
+        config = load_config(home, today=today)
+    except ConfigError as exc:
+        report.errors = [Finding(p.file, f"{p.field}: {p.message}") for p in exc.problems]
         return report
-    config = load_config(home, today=today)
     report.warnings = key_warnings(config, today, warn_days) + review_warnings(config, today, warn_days)
     return report
