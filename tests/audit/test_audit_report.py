@@ -158,3 +158,20 @@ def test_data_docs_pages_are_followed_into_quarantine():
     hostile = audit_report.build([_event(1, "validated", **extract, suite="s", success=True,
                                          data_docs='/h/"><script>x</script>.validation.html')])
     assert "<script>" not in audit_report.as_html(hostile)
+
+
+def test_names_in_every_text_format_are_text_not_terminal_control():
+    hostile = "f\x1b[2K\rok: 0 problems\u202e.csv"
+    extract = {"provider": "ZA-DHA", "dataset": "traveller_flows", "source_sha256": "a" * 64, "source_name": hostile}
+    delivery = {"delivery_id": "d1", "agreement": "DSA\x1b]0;x\x07", "provider": "ZA-DHA", "recipient": "NA-MHAISS",
+                "dataset": "traveller_flows", "source_sha256": "a" * 64}
+    report = audit_report.build([
+        _event(1, "quarantined", **extract, reasons=["unreadable"], file="/h/q/f.csv"),
+        _event(2, "minimised", **delivery, rows_in=3, rows_out=3, columns=["period"]),
+        _event(3, "published", **delivery, bucket="b", keys=[]),
+    ])
+    for fmt in ("table", "csv", "html", "json"):
+        text = audit_report.render(report, fmt)
+        assert not any(c in text for c in "\x1b\r\x07\u202e"), fmt
+    assert "f\\x1b[2K\\x0dok: 0 problems\\u202e.csv" in audit_report.as_table(report)
+    assert "DSA\\x1b]0;x\\x07" in audit_report.as_csv(report)
