@@ -135,8 +135,6 @@ def _validate_blocks(
         if all(c in position for c in e.columns)
     ]
     bits = bucket_bits(size)
-    # Keyed with secrets drawn per validation and never stored: spilled key hashes are then no
-    # dictionary of the (low-entropy) keys that went into them.
     hash_keys = (secrets.token_urlsafe(12), secrets.token_urlsafe(12))
     template = _task(csv_path, plan, layout, unique, hash_keys, bits)
     combined = Combined([key for key, _, _ in unique], bits)

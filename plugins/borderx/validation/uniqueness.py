@@ -21,13 +21,16 @@ if TYPE_CHECKING:
 # Key hashes held in memory before they spill to disk (24 bytes each).
 SPILL_RECORDS = 2_000_000
 
-# Hashes are keyed with secrets drawn per validation and never stored: the spilled files are
-# then no dictionary of the (low-entropy) keys that went into them.
+# What an empty cell hashes to.
 _NULL_HASH = 0x9E3779B97F4A7C15
 
 
 def key_hashes(batch, positions: tuple[int, ...], ignore_row_if: str, keys: tuple[str, str]):
-    """Two 64-bit hashes of each row's key, and which rows they are (None: all of them)."""
+    """Two 64-bit hashes of each row's key, and which rows they are (None: all of them).
+
+    keys: secrets drawn per validation and never stored, so that spilled hashes are no
+    dictionary of the (low-entropy) keys that went into them.
+    """
     import numpy as np
     import pandas as pd
     import pyarrow.compute as pc
