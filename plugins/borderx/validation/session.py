@@ -38,6 +38,8 @@ def _remember(cache: dict, limit: int, key: Any, value: Any) -> Any:
 
 
 class GxSession:
+    """One process's validation state; hand it to validate_extract, or let it use the process's."""
+
     def __init__(self) -> None:
         # Held while GX runs: one context serves every thread of the process.
         self.lock = threading.Lock()
