@@ -225,24 +225,24 @@ if op == "hash":
     from borderx.intake import sha256_file
     sha256_file(Path(args["src"]))
 elif op == "read":
-    from borderx import validation as v
+    from borderx.validation import reading
     path = Path(args["src"])
-    layout = v._probe(path)
+    layout = reading.probe(path)
     rows = 0
-    for pieces in v._batches(path, layout, v.CHUNK_BYTES):
-        rows += len(v._frame(v._joined(pieces), layout.names, rows))
+    for pieces in reading.batches(path, layout, reading.CHUNK_BYTES):
+        rows += len(reading.frame(reading.joined(pieces), layout.names, rows))
     print("rows", rows)
 elif op == "validate":
     from borderx import validation as v
+    from borderx.validation import gx_run, gx_setup, reading
     if args.get("chunk"):
-        v.CHUNK_BYTES = args["chunk"]
+        reading.CHUNK_BYTES = args["chunk"]
     import time
-    v._gx()
+    gx_setup.import_gx()
     if args.get("summary"):
-        v.VERDICT_FORMAT = v.RESULT_FORMAT
+        gx_run.VERDICT_FORMAT = gx_run.RESULT_FORMAT
     if args.get("fingerprint"):
-        import great_expectations.execution_engine.pandas_execution_engine as engine
-        engine.HASH_THRESHOLD = 1e9
+        gx_setup.FINGERPRINT_BELOW_BYTES = 1e9
     if args.get("gate_per_cell"):
         # The gate's value check as it was: one regex pass per identifier kind over every cell.
         # Workers are forked after this, so they run it too.
@@ -287,8 +287,8 @@ elif op == "run":
     print("published", len(summary.published), "quarantined", len(summary.quarantined))
     sys.exit(0 if len(summary.published) == args["deliveries"] and summary.ok else 3)
 elif op == "import":
-    import borderx.validation, borderx.exchange
-    borderx.validation._gx()
+    import borderx.validation.gx_setup, borderx.exchange
+    borderx.validation.gx_setup.import_gx()
 else:
     sys.exit(f"unknown operation {op!r}")
 """
@@ -812,11 +812,11 @@ class Bench:
             ("  discover: scanning intake", cum("borderx/exchange.py", "discover")),
             ("  receive: take, sha256, ledger", cum("borderx/exchange.py", "receive")),
             ("  validate stage", cum("borderx/exchange.py", "validate")),
-            ("    validate_extract", cum("borderx/validation/__init__.py", "validate_extract")),
-            ("      GX: batch + validate", cum("borderx/validation/__init__.py", "_run_gx")),
-            ("        GX batch creation", cum("borderx/validation/__init__.py", "_new_batch")),
-            ("      uniqueness hashes", cum("borderx/validation/__init__.py", "_key_hashes")),
-            ("      Data Docs page", cum("borderx/validation/__init__.py", "render_data_docs")),
+            ("    validate_extract", cum("borderx/validation/extract.py", "validate_extract")),
+            ("      GX: batch + validate", cum("borderx/validation/gx_run.py", "run_gx")),
+            ("        GX batch creation", cum("borderx/validation/session.py", "batch_of")),
+            ("      uniqueness hashes", cum("borderx/validation/uniqueness.py", "key_hashes")),
+            ("      Data Docs page", cum("borderx/validation/datadocs.py", "render_data_docs")),
             ("    small cells", cum("borderx/policy/minimise.py", "count_small_cells")),
             ("  deliver (3 per file)", cum("borderx/exchange.py", "deliver")),
             ("    minimise + encrypt", cum("borderx/exchange.py", "_encrypt_minimised")),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from borderx import validation
+from borderx.validation import extract, gx_run, reading, uniqueness
+from borderx.validation import workers as validation_workers
 from borderx.validation import (
     FailedExpectation,
     SuiteError,
@@ -566,7 +567,7 @@ def test_unreadable_file_gets_no_page(tmp_path):
 def test_data_docs_hold_no_values_whatever_the_result_format(tmp_path, monkeypatch):
     # A result that carries every value GX can put in one: the page is still value-free.
     monkeypatch.setattr(
-        validation,
+        gx_run,
         "RESULT_FORMAT",
         {"result_format": "COMPLETE", "include_unexpected_rows": True},
     )
@@ -590,13 +591,13 @@ def test_headerless_file_page_shows_no_first_row(tmp_path):
 
 def test_render_data_docs_from_a_gx_result(tmp_path, monkeypatch):
     results = []
-    run = validation._run_gx
+    run = gx_run.run_gx
 
-    def keep(df, suite):
-        results.append(run(df, suite))
+    def keep(session, df, suite):
+        results.append(run(session, df, suite))
         return results[-1]
 
-    monkeypatch.setattr(validation, "_run_gx", keep)
+    monkeypatch.setattr(gx_run, "run_gx", keep)
     validate(write_csv(tmp_path / "x.csv", rows(3, r2={"sex": SECRET})))
     page = render_data_docs(results[0], tmp_path / "out")
     assert page == tmp_path / "out" / "traveller_flows.validation.html"
@@ -611,7 +612,7 @@ def test_page_failure_does_not_fail_the_validation(tmp_path, monkeypatch, caplog
     def broken(*args, **kwargs):
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(validation, "render_data_docs", broken)
+    monkeypatch.setattr(extract, "render_data_docs", broken)
     outcome = validate(write_csv(tmp_path / "ok.csv", rows(2)), data_docs_dir=tmp_path / "docs")
     assert outcome.success
     assert outcome.data_docs is None
@@ -787,7 +788,7 @@ def test_goods_header_only(tmp_path):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few rows each, so that small files span many GX batches."""
-    monkeypatch.setattr(validation, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 256)
     return 256
 
 
@@ -795,30 +796,30 @@ def small_blocks(monkeypatch):
 def gx_frames(monkeypatch):
     """Each frame GX is given: its rows, and whether it holds data (the facts frame does not)."""
     seen = []
-    run = validation._run_gx
+    run = gx_run.run_gx
 
-    def record(df, suite):
+    def record(session, df, suite):
         holds_data = len(df.columns) and str(df.dtypes.iloc[0]) != "null[pyarrow]"
         seen.append((len(df), bool(holds_data)))
-        return run(df, suite)
+        return run(session, df, suite)
 
-    monkeypatch.setattr(validation, "_run_gx", record)
+    monkeypatch.setattr(gx_run, "run_gx", record)
     return seen
 
 
 @pytest.fixture
 def workers(monkeypatch):
     """Two worker processes even for tiny files; returns the pools started."""
-    monkeypatch.setattr(validation, "WORKERS", 2)
-    monkeypatch.setattr(validation, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(validation_workers, "WORKERS", 2)
+    monkeypatch.setattr(validation_workers, "PARALLEL_MIN_BYTES", 0)
     started = []
-    start = validation._start_workers
+    start = extract.start_workers
 
-    def recording_start(size):
-        started.append(start(size))
+    def recording_start(session, size):
+        started.append(start(session, size))
         return started[-1]
 
-    monkeypatch.setattr(validation, "_start_workers", recording_start)
+    monkeypatch.setattr(extract, "start_workers", recording_start)
     return started
 
 
@@ -930,18 +931,18 @@ def test_keys_spilled_to_disk_find_the_same_duplicates_and_are_removed(
 ):
     spill = tmp_path / "spill"
     spill.mkdir()
-    monkeypatch.setattr(validation.tempfile, "tempdir", str(spill))
+    monkeypatch.setattr(uniqueness.tempfile, "tempdir", str(spill))
     made = []
-    mkdtemp = validation.tempfile.mkdtemp
+    mkdtemp = uniqueness.tempfile.mkdtemp
 
     def recording_mkdtemp(*args, **kwargs):
         made.append(mkdtemp(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(validation.tempfile, "mkdtemp", recording_mkdtemp)
+    monkeypatch.setattr(uniqueness.tempfile, "mkdtemp", recording_mkdtemp)
     path = write_csv(tmp_path / "dup.csv", several_problems())
     in_memory = validate(path)
-    monkeypatch.setattr(validation, "SPILL_RECORDS", 4)
+    monkeypatch.setattr(uniqueness, "SPILL_RECORDS", 4)
     spilled = validate(path)
     assert made, "the keys never spilled"
     assert comparable(spilled) == comparable(in_memory)
@@ -1018,7 +1019,7 @@ def test_quoted_line_break_across_blocks(tmp_path, monkeypatch):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outcomes = []
     for size in (130, 256, 1000, 32 << 20):
-        monkeypatch.setattr(validation, "CHUNK_BYTES", size)
+        monkeypatch.setattr(reading, "CHUNK_BYTES", size)
         outcomes.append(comparable(validate(path)))
     assert all(o == outcomes[0] for o in outcomes)
     assert outcomes[0]["failures"][0]["rows"] == [40]
@@ -1028,7 +1029,7 @@ def test_quoted_line_break_across_blocks(tmp_path, monkeypatch):
 def test_outcome_does_not_depend_on_the_block_size(tmp_path, monkeypatch, size):
     path = write_csv(tmp_path / "multi.csv", several_problems())
     whole = comparable(validate(path))
-    monkeypatch.setattr(validation, "CHUNK_BYTES", size)
+    monkeypatch.setattr(reading, "CHUNK_BYTES", size)
     assert comparable(validate(path)) == whole
     got = {(f["expectation"], f["column"]): f["rows"] for f in whole["failures"]}
     assert got[("expect_compound_columns_to_be_unique", KEY_COLUMNS)] == [1, 12, 50, 60]
@@ -1042,7 +1043,7 @@ def test_workers_give_the_outcome_of_one_process(tmp_path, small_blocks, workers
     goods_path = write_goods(tmp_path / "goods.csv", goods)
     in_workers = (comparable(validate(path)), comparable(validate_goods(goods_path)))
     assert len(workers) == 2 and all(pool is not None for pool in workers)
-    validation.WORKERS = 1
+    validation_workers.WORKERS = 1
     in_process = (comparable(validate(path)), comparable(validate_goods(goods_path)))
     assert workers[2:] == [None, None]
     # A pool lives for one file: nothing is left running between files.

@@ -21,7 +21,6 @@ index list, and the name check reports a column name only when every word of it 
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
@@ -93,11 +92,7 @@ KIND_LABELS: Dict[str, str] = {
 def combined_pattern(kinds: Any) -> "re.Pattern[str]":
     """One pattern that matches wherever any of ``kinds`` matches: a search for an alternation
     finds something exactly when a search for one of its branches does."""
-    return _combined(tuple(kinds))
-
-
-@functools.lru_cache(maxsize=64)
-def _combined(kinds: Tuple[str, ...]) -> "re.Pattern[str]":
+    # re keeps the patterns it compiled: a batch after the first pays a lookup, not a compile.
     return re.compile("|".join(f"(?:{VALUE_PATTERNS[kind]})" for kind in kinds))
 
 
