@@ -46,13 +46,8 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 from borderx.validation.datadocs import render_data_docs  # noqa: E402
 from borderx.validation.extract import validate_extract  # noqa: E402
-from borderx.validation.outcome import (  # noqa: E402
-    MAX_ROWS_REPORTED,
-    FailedExpectation,
-    SuiteError,
-    ValidationOutcome,
-    ValidationRunError,
-)
+from borderx.errors import SuiteError, ValidationRunError  # noqa: E402
+from borderx.validation.outcome import MAX_ROWS_REPORTED, FailedExpectation, ValidationOutcome  # noqa: E402
 from borderx.validation.session import GxSession, process_session  # noqa: E402
 from borderx.validation.suite import load_suite  # noqa: E402
 

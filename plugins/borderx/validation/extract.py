@@ -19,7 +19,8 @@ from borderx.validation.combine import Combined, FileRun, map_result, not_evalua
 from borderx.validation.datadocs import render_data_docs
 from borderx.validation.findings import failures_of, outcome_statistics
 from borderx.validation.gx_setup import new_suite
-from borderx.validation.outcome import SuiteError, ValidationOutcome, ValidationRunError
+from borderx.errors import SuiteError, ValidationRunError
+from borderx.validation.outcome import ValidationOutcome
 from borderx.validation.session import GxSession, process_session
 from borderx.validation.suite import Plan, columns_named_in, config_key
 from borderx.validation.uniqueness import bucket_bits

@@ -1,4 +1,4 @@
-"""What a validation returns and raises: counts, row numbers and rules, never a cell value."""
+"""What a validation returns: counts, row numbers and rules, never a cell value."""
 
 from __future__ import annotations
 
@@ -43,11 +43,3 @@ class ValidationOutcome:
             "error": self.error,
             "data_docs": self.data_docs,
         }
-
-
-class SuiteError(Exception):
-    """The suite file is missing or is not a usable GX expectation suite."""
-
-
-class ValidationRunError(RuntimeError):
-    """GX itself failed while validating a file that was read successfully."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from borderx.validation.gx_setup import import_gx
-from borderx.validation.outcome import SuiteError
+from borderx.errors import SuiteError
 
 if TYPE_CHECKING:
     import great_expectations
