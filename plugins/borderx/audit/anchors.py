@@ -63,7 +63,7 @@ def anchor(trail: AuditTrail, signing_key, hub_fingerprint: str, s3=None, bucket
             s3.put_object(Bucket=bucket, Key=head.key(), Body=body, ContentType="application/json")
             s3.put_object(Bucket=bucket, Key=head.key() + ".sig", Body=signature, ContentType="text/plain")
         except (ClientError, BotoCoreError) as exc:
-            from borderx.bucket.publish import failure
+            from borderx.bucket.client import failure
 
             raise failure(s3, f"s3://{bucket}/{head.key()}", exc) from exc
     return head
