@@ -35,3 +35,7 @@ class AuditError(BorderxError):
 
 class HomeError(BorderxError):
     """The deployment home cannot be used as asked (not empty, not ours, missing folders)."""
+
+
+class BucketObjectError(BorderxError):
+    """An object in the bucket cannot be trusted enough to parse: too large, or in a place it does not name."""

@@ -38,7 +38,8 @@ from borderx.recipient.fetch import (
     print_summary,
 )
 from borderx.recipient.keys import hub_keys, load_identities, parse_hub_keys, read_settings, resolve_target
-from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder, parse_location
+from borderx.bucket.objects import parse_location
+from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder
 from borderx.recipient.progress import Progress
 from borderx.recipient.remote import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_remote
 from borderx.recipient.single import (

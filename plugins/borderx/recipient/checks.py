@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from borderx.crypto import age, sshsig
 from borderx.errors import BorderxError
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, DeliveryLocation
-from borderx.recipient.listing import parse_location
+from borderx.bucket.objects import parse_location
 
 # The checks a delivery can fail, in the order they run; these names are what a refusal reports.
 SIGNATURE = "signature"

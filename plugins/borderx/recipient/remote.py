@@ -9,7 +9,9 @@ from typing import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError
 
+from borderx.bucket.objects import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, read_capped
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.errors import BucketObjectError
 from borderx.recipient.checks import (
     DATA_HASH,
     DOWNLOAD,
@@ -21,10 +23,6 @@ from borderx.recipient.checks import (
 )
 from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.staging import _private_file
-
-# Far above any real manifest or signature; a bucket cannot make the recipient buffer more than this.
-MAX_MANIFEST_BYTES = 1 << 20
-MAX_SIGNATURE_BYTES = 16 << 10
 
 _BUCKET_ERRORS = (ClientError, BotoCoreError, RetriesExceededError)
 
@@ -42,13 +40,11 @@ def _refusal(exc: Exception, name: str, missing: str) -> DeliveryRefused:
 def _get_small(s3, bucket: str, key: str, limit: int, check: str) -> bytes:
     name = key.rpartition("/")[2]
     try:
-        with s3.get_object(Bucket=bucket, Key=key)["Body"] as body:
-            data = body.read(limit + 1)
+        return read_capped(s3, bucket, key, limit)
     except _BUCKET_ERRORS as exc:
         raise _refusal(exc, name, check) from None
-    if len(data) > limit:
-        raise DeliveryRefused(check, f"{name} is larger than {limit} bytes")
-    return data
+    except BucketObjectError:
+        raise DeliveryRefused(check, f"{name} is larger than {limit} bytes") from None
 
 
 def _download(s3, bucket: str, key: str, path: Path, on_bytes: Callable[[int], None] | None) -> None:
