@@ -76,14 +76,22 @@ def cmd_deliveries_list(args) -> int:
 
 
 def cmd_deliveries_revoke(args) -> int:
-    from borderx.bucket.deliveries import find, revoke
+    from borderx.bucket.deliveries import find, read_tombstone, revoke
+    from borderx.crypto import sshsig
+    from borderx.errors import BucketObjectError
     from borderx.exchange import Runtime
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     delivery = find(rt.s3, rt.target.bucket, args.delivery_id)
     if delivery.state == "revoked":
-        print(f"{args.delivery_id} was already revoked", file=sys.stderr)
-        return EXIT_OK
+        try:
+            read_tombstone(rt.s3, rt.target.bucket, delivery.location, rt.config.settings.hub.signing_public_key)
+        except (sshsig.SignatureError, BucketObjectError) as exc:
+            # Only the hub's own tombstone for this delivery revokes it; one copied or planted there does not.
+            print(f"{exc}; revoking it now", file=sys.stderr)
+        else:
+            print(f"{args.delivery_id} was already revoked", file=sys.stderr)
+            return EXIT_OK
     tombstone = revoke(rt.s3, rt.target.bucket, delivery, reason=args.reason, signing_key=rt.signing_key,
                        hub_fingerprint=rt.hub_fingerprint, now=rt.clock())
     rt.trail.append("revoked", delivery_id=delivery.delivery_id, agreement=delivery.agreement,
