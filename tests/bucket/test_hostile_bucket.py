@@ -111,13 +111,19 @@ def _big_object(s3, bucket: str, key: str, size: int, tmp_path: Path) -> None:
 # -- tombstones -----------------------------------------------------------------------------------
 
 
-def test_a_tombstone_copied_beside_another_delivery_revokes_nothing(published, s3, tmp_path, capsys, caplog):
-    rt = published
+def _tombstone_copied_beside_another(s3, rt: Runtime) -> tuple[str, str, str]:
+    """A bucket in which one delivery was revoked and its tombstone copied beside another: (bucket, revoked, other)."""
     bucket = _copy(s3, rt, "deliveries/")
     revoked, other, _ = _delivery_prefixes(s3, bucket)
     _revoke(rt, bucket, revoked)
     for name in ("tombstone.json", "tombstone.json.sig"):
         s3.copy_object(Bucket=bucket, Key=other + name, CopySource={"Bucket": bucket, "Key": revoked + name})
+    return bucket, revoked, other
+
+
+def test_a_tombstone_copied_beside_another_delivery_revokes_nothing(published, s3, tmp_path, capsys, caplog):
+    rt = published
+    bucket, revoked, other = _tombstone_copied_beside_another(s3, rt)
     capsys.readouterr()
 
     out = tmp_path / "inbox"
@@ -252,11 +258,7 @@ def test_junk_keys_are_skipped_with_a_warning_by_list_verify_fetch_and_retention
 
 def test_retention_deletes_files_beside_a_copied_tombstone(published, s3, tmp_path):
     rt = published
-    bucket = _copy(s3, rt, "deliveries/")
-    revoked, other, _ = _delivery_prefixes(s3, bucket)
-    _revoke(rt, bucket, revoked)
-    for name in ("tombstone.json", "tombstone.json.sig"):
-        s3.copy_object(Bucket=bucket, Key=other + name, CopySource={"Bucket": bucket, "Key": revoked + name})
+    bucket, revoked, other = _tombstone_copied_beside_another(s3, rt)
     hostile = Runtime.open(rt.home.root, endpoint_url=rt.target.endpoint_url, bucket=bucket)
     summary = apply_retention(hostile, today=dt.date.today() + dt.timedelta(days=366 * 6))
     assert other.split("/")[7] in {d["delivery_id"] for d in summary.deleted}
