@@ -161,6 +161,15 @@ def test_files_put_back_beside_a_tombstone_are_never_fetched(published, s3, tmp_
     assert not _folder(out, prefix).exists()
     assert any("back beside its tombstone" in r.getMessage() for r in caplog.records)
 
+    # Nor verified or decrypted one at a time.
+    hub_key = str(rt.home.root / "keys" / "allowed_signers")
+    source = f"s3://{bucket}/{prefix}"
+    assert main(["verify", source, "--hub-key", hub_key, *_home_args(rt, bucket)]) == 1
+    assert f"REFUSED  {source}: revoked: revoked " in capsys.readouterr().out
+    assert main(["decrypt", source, "--identity", str(rt.home.root / "keys" / RECIPIENT / "age.key"),
+                 "--out", str(tmp_path / "one.csv"), "--hub-key", hub_key, *_home_args(rt, bucket)]) == 1
+    assert not (tmp_path / "one.csv").exists()
+
 
 def test_a_300_mb_tombstone_is_refused_without_being_read(published, s3, tmp_path):
     rt = published

@@ -18,6 +18,7 @@ from borderx.recipient.checks import (
     DECRYPT,
     DOWNLOAD,
     MANIFEST_MISMATCH,
+    REVOKED,
     ROW_COUNT,
     SIGNATURE,
     DeliveryRefused,
@@ -54,7 +55,7 @@ from borderx.recipient.single import (
 from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX
 
 __all__ = [
-    "SIGNATURE", "MANIFEST_MISMATCH", "DATA_HASH", "DECRYPT", "ROW_COUNT", "DOWNLOAD",
+    "REVOKED", "SIGNATURE", "MANIFEST_MISMATCH", "DATA_HASH", "DECRYPT", "ROW_COUNT", "DOWNLOAD",
     "DeliveryRefused", "RecipientError", "RecipientUsageError", "FetchReport", "Outcome", "Progress",
     "RecordCounter", "Source", "Verified", "check_data", "decrypt_checked", "decrypt_source", "fetch", "fetch_one",
     "hub_keys", "list_deliveries", "load_identities", "local_folder", "parse_hub_keys", "parse_location",

@@ -15,6 +15,7 @@ from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, Deliv
 from borderx.bucket.objects import parse_location
 
 # The checks a delivery can fail, in the order they run; these names are what a refusal reports.
+REVOKED = "revoked"  # the hub's tombstone for this very place stands beside the files
 SIGNATURE = "signature"
 MANIFEST_MISMATCH = "manifest-mismatch"
 DATA_HASH = "data-hash"
