@@ -141,7 +141,7 @@ def _read_bucket_head(s3, bucket: str, seq: int, key: str) -> StoredHead:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
             raise
-        return StoredHead(where, seq, b"", b"", problem=f"{where}: its signature (.sig) is missing")
+        return StoredHead(where, seq, b"", b"", problem=f"{where}: it or its signature (.sig) is gone")
     return StoredHead(where, seq, body, signature)
 
 
