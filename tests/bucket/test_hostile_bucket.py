@@ -5,6 +5,7 @@ attack runs against a real moto server, through the commands a recipient, an ope
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import subprocess
 import sys
@@ -137,7 +138,10 @@ def test_a_tombstone_copied_beside_another_delivery_revokes_nothing(published, s
     with pytest.raises(BucketObjectError, match="not the one in its folder"):
         read_tombstone(s3, bucket, other, rt.config.settings.hub.signing_public_key)
 
-    # The operator can still revoke it: the copy is not taken for the hub's own tombstone.
+    # The operator's list does not take the copy for the hub's own tombstone, and can still revoke it.
+    assert main(["deliveries", "list", "--format", "json", *_home_args(rt, bucket)]) == 0
+    states = {d["prefix"]: d["state"] for d in json.loads(capsys.readouterr().out)}
+    assert (states[revoked], states[other]) == ("revoked", "complete")
     _revoke(rt, bucket, other, reason="really revoked")
     assert read_tombstone(s3, bucket, other, rt.config.settings.hub.signing_public_key)["reason"] == "really revoked"
 

@@ -49,8 +49,12 @@ class Delivery:
 
 def list_deliveries(s3, bucket: str, *, agreement: str | None = None, recipient: str | None = None,
                     dataset: str | None = None, since: dt.date | None = None,
-                    until: dt.date | None = None) -> list[Delivery]:
-    """Deliveries by their folders; a key of another shape is skipped with a warning naming it."""
+                    until: dt.date | None = None, hub_keys: str | Sequence[str] | None = None) -> list[Delivery]:
+    """Deliveries by their folders; a key of another shape is skipped with a warning naming it.
+
+    With `hub_keys`, a delivery counts as revoked only if its tombstone is the hub's for that folder; without,
+    any tombstone.json there makes it revoked (no object is read).
+    """
     prefix = "deliveries/" + (f"{agreement}/" if agreement else "") + (f"{recipient}/" if agreement and recipient else "")
     found: dict[DeliveryLocation, dict] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -73,7 +77,9 @@ def list_deliveries(s3, bucket: str, *, agreement: str | None = None, recipient:
         if (since and day < since) or (until and day > until):
             continue
         names = entry["names"]
-        state = "revoked" if TOMBSTONE_FILE in names else "complete" if SIGNATURE_FILE in names else "unfinished"
+        state = "complete" if SIGNATURE_FILE in names else "unfinished"
+        if TOMBSTONE_FILE in names and (hub_keys is None or _holds(s3, bucket, loc, hub_keys)):
+            state = "revoked"
         out.append(Delivery(loc.agreement, loc.recipient, loc.dataset, loc.date, loc.delivery_id, loc.prefix, state,
                             entry["size"], frozenset(names)))
     return sorted(out, key=lambda d: (d.date, d.agreement, d.recipient, d.delivery_id))
@@ -132,6 +138,15 @@ def read_tombstone(s3, bucket: str, where: DeliveryLocation | str, hub_keys: str
         raise BucketObjectError(f"s3://{bucket}/{key} revokes delivery {named[0]!r} ({named[1]}, {named[2]}, "
                                 f"{named[3]}), not the one in its folder")
     return tombstone
+
+
+def _holds(s3, bucket: str, location: DeliveryLocation, hub_keys: str | Sequence[str]) -> bool:
+    try:
+        read_tombstone(s3, bucket, location, hub_keys)
+    except (sshsig.SignatureError, BucketObjectError) as exc:
+        log.warning("%s; the delivery is not revoked by it", exc)
+        return False
+    return True
 
 
 def _signed(key_line: str, body: bytes, signature: bytes) -> bool:

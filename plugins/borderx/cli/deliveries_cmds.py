@@ -65,7 +65,8 @@ def cmd_deliveries_list(args) -> int:
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     found = list_deliveries(rt.s3, rt.target.bucket, agreement=args.agreement, recipient=args.recipient,
-                            dataset=args.dataset, since=args.since, until=args.until)
+                            dataset=args.dataset, since=args.since, until=args.until,
+                            hub_keys=rt.config.settings.hub.signing_public_key)
     if args.format == "json":
         print(json.dumps([d.to_dict() for d in found], indent=2))
         return EXIT_OK
