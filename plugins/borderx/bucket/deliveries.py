@@ -10,7 +10,13 @@ from typing import Sequence
 
 from botocore.exceptions import ClientError
 
-from borderx.bucket.objects import MAX_SIGNATURE_BYTES, MAX_TOMBSTONE_BYTES, parse_delivery_key, parse_location, read_capped
+from borderx.bucket.objects import (
+    MAX_SIGNATURE_BYTES,
+    MAX_TOMBSTONE_BYTES,
+    parse_delivery_key,
+    parse_location,
+    read_capped,
+)
 from borderx.crypto import sshsig
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.errors import BucketObjectError, PublishError
@@ -49,7 +55,8 @@ class Delivery:
 
 def list_deliveries(s3, bucket: str, *, agreement: str | None = None, recipient: str | None = None,
                     dataset: str | None = None, since: dt.date | None = None,
-                    until: dt.date | None = None, hub_keys: str | Sequence[str] | None = None) -> list[Delivery]:
+                    until: dt.date | None = None,
+                    hub_keys: str | Sequence[str] | None = None) -> list[Delivery]:
     """Deliveries by their folders; a key of another shape is skipped with a warning naming it.
 
     With `hub_keys`, a delivery counts as revoked only if its tombstone is the hub's for that folder; without,
