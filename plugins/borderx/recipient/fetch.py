@@ -135,17 +135,17 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     report = FetchReport()
     locations, tombstoned = _scan(s3, bucket, recipient, agreement=agreement, since=since)
     signed = set(locations)
-    revoked = set()
+    settled = set()
     for loc in tombstoned:
         outcome = _revocation(s3, bucket, loc, keys, out_dir, beside_files=loc in signed)
         if outcome is None:
             continue
-        revoked.add(loc)
+        settled.add(loc)
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
-    # A location whose tombstone is the hub's is never fetched, even with its files put back.
-    locations = [loc for loc in locations if loc not in revoked]
+    # A location whose tombstone is the hub's (or could not be read) is never fetched, even with its files back.
+    locations = [loc for loc in locations if loc not in settled]
     pending = [loc for loc in locations if not local_folder(out_dir, loc).exists()]
     for loc in locations:
         if loc not in pending:
