@@ -170,6 +170,10 @@ class DeliveryRefused(BorderxError):
         super().__init__(f"{check}: {reason}")
 
 
+class BucketObjectError(BorderxError):
+    """An object in the bucket cannot be trusted enough to parse: too large, or in a place it does not name."""
+
+
 # -- transient or permanent -----------------------------------------------------------------------------------
 
 # S3 error codes that say "not now" rather than "never".

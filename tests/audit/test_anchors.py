@@ -117,3 +117,15 @@ def test_a_scheduled_close_refuses_to_sign_a_broken_or_cut_trail(runtime, s3, bu
     with pytest.raises(AuditError, match="tail cut"):
         _close(runtime)
     assert len(_head_keys(s3, bucket)) == 1
+
+
+def test_audit_verify_names_an_unreadable_bucket_instead_of_failing_with_a_traceback(runtime, capsys):
+    from borderx.cli import main
+
+    run_once(runtime, settle_seconds=0)
+    missing = "bx-no-such-bucket"
+    assert main(["audit", "verify", "--home", str(runtime.home.root), "--s3-endpoint", runtime.target.endpoint_url,
+                 "--bucket", missing]) == 1
+    err = capsys.readouterr().err
+    assert f"s3://{missing}/audit/heads/ at {runtime.target.endpoint_url}: NoSuchBucket" in err
+    assert "not verified" in err

@@ -13,6 +13,8 @@ a run that died before its end) are covered within the hour too.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -20,11 +22,16 @@ from typing import Iterable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from borderx.audit.trail import AuditTrail, ChainBreak
+from borderx.bucket.objects import MAX_HEAD_BYTES, MAX_SIGNATURE_BYTES, parse_head_key, read_capped
 from borderx.crypto import sshsig
-from borderx.errors import AuditError
+from borderx.errors import AuditError, BucketObjectError
 
 NAMESPACE = "borderx-audit"
 PREFIX = "audit/heads/"
+# A head's own signature and (to come) its time-stamp token sit beside it under the same name.
+_COMPANION = re.compile(r"audit/heads/[0-9]{12}\.json\.(sig|tsr)")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ def anchor(trail: AuditTrail, signing_key, hub_fingerprint: str, s3=None, bucket
             s3.put_object(Bucket=bucket, Key=head.key(), Body=body, ContentType="application/json")
             s3.put_object(Bucket=bucket, Key=head.key() + ".sig", Body=signature, ContentType="text/plain")
         except (ClientError, BotoCoreError) as exc:
-            from borderx.bucket.publish import failure
+            from borderx.bucket.client import failure
 
             raise failure(s3, f"s3://{bucket}/{head.key()}", exc) from exc
     return head
@@ -83,27 +90,75 @@ class Closing:
                 "key": self.head.key() if self.head else None}
 
 
-def newest_bucket_head(s3, bucket: str) -> tuple[bytes, bytes] | None:
-    """The head with the highest sequence number in the bucket, with its signature, without reading the rest."""
-    newest = None
+@dataclass(frozen=True)
+class StoredHead:
+    """A head as found in the bucket or the local folder, before anything in it is believed."""
+
+    where: str  # s3://BUCKET/audit/heads/SEQ.json or a local path
+    seq: int  # the one its name gives
+    body: bytes
+    signature: bytes
+    problem: str | None = None  # why it could not even be read, naming where
+
+    def signed(self, hub_public_key: str) -> dict | None:
+        """The head's fields if the hub signed it and it is the head its name says; else None."""
+        if self.problem is not None:
+            return None
+        try:
+            sshsig.verify(hub_public_key, self.body, self.signature, NAMESPACE)
+        except (sshsig.SignatureError, ValueError):
+            return None
+        # Signed by the hub, so well formed; only its place is checked, since a copy can sit under any name.
+        head = json.loads(self.body)
+        return head if head.get("seq") == self.seq else None
+
+    def refusal(self) -> str:
+        return self.problem or f"{self.where} does not verify with the hub key as the head of seq {self.seq}"
+
+
+def _head_keys(s3, bucket: str) -> list[tuple[int, str]]:
+    """(seq, key) of the heads in the bucket, oldest first; keys of another shape are skipped with a warning."""
+    found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
         for obj in page.get("Contents", []):
-            # Keys carry the zero-padded sequence number, so the greatest key is the newest head.
-            if obj["Key"].endswith(".json") and (newest is None or obj["Key"] > newest):
-                newest = obj["Key"]
-    if newest is None:
-        return None
-    body = s3.get_object(Bucket=bucket, Key=newest)["Body"].read()
+            key = obj["Key"]
+            seq = parse_head_key(key)
+            if seq is not None:
+                found.append((seq, key))
+            elif not _COMPANION.fullmatch(key):
+                log.warning("%r is not an audit head (audit/heads/SEQ.json, SEQ 12 digits); skipped",
+                            f"s3://{bucket}/{key}")
+    return sorted(found)
+
+
+def _read_bucket_head(s3, bucket: str, seq: int, key: str) -> StoredHead:
+    where = f"s3://{bucket}/{key}"
     try:
-        sig = s3.get_object(Bucket=bucket, Key=newest + ".sig")["Body"].read()
-    except ClientError:
-        sig = b""
-    return body, sig
+        body = read_capped(s3, bucket, key, MAX_HEAD_BYTES)
+        signature = read_capped(s3, bucket, key + ".sig", MAX_SIGNATURE_BYTES)
+    except BucketObjectError as exc:
+        return StoredHead(where, seq, b"", b"", problem=str(exc))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        return StoredHead(where, seq, b"", b"", problem=f"{where}: it or its signature (.sig) is gone")
+    return StoredHead(where, seq, body, signature)
+
+
+def newest_signed_head(s3, bucket: str, hub_public_key: str) -> StoredHead | None:
+    """The newest head in the bucket that the hub signed; newer ones that do not verify are skipped with a
+    warning, so junk put in the bucket cannot stop the hub from signing heads."""
+    for seq, key in reversed(_head_keys(s3, bucket)):
+        head = _read_bucket_head(s3, bucket, seq, key)
+        if head.signed(hub_public_key) is not None:
+            return head
+        log.warning("%s; skipped", head.refusal())
+    return None
 
 
 def close_if_new(trail: AuditTrail, signing_key, hub_fingerprint: str, hub_public_key: str, s3,
                  bucket: str) -> Closing:
-    """Signs the trail's head into the bucket if events were added since the bucket's newest head.
+    """Signs the trail's head into the bucket if events were added since the bucket's newest signed head.
 
     Refuses (AuditError) to sign a trail whose chain is broken or that no longer fits the newest head:
     a signature over a rewritten trail would vouch for the rewrite.
@@ -111,13 +166,13 @@ def close_if_new(trail: AuditTrail, signing_key, hub_fingerprint: str, hub_publi
     count, broken = trail.verify()
     if broken is not None:
         raise AuditError(f"{trail.path}: {broken}; no head signed")
-    newest = newest_bucket_head(s3, bucket)
+    newest = newest_signed_head(s3, bucket, hub_public_key)
     previous = None
     if newest is not None:
         broken = check_heads(trail, [newest], hub_public_key)
         if broken is not None:
             raise AuditError(f"{trail.path}: {broken}; no head signed")
-        previous = json.loads(newest[0])["seq"]
+        previous = newest.seq
         if previous >= count:
             return Closing(count, previous, None)
     if count == 0:
@@ -127,39 +182,35 @@ def close_if_new(trail: AuditTrail, signing_key, hub_fingerprint: str, hub_publi
     return Closing(count, previous, anchor(trail, signing_key, hub_fingerprint, s3, bucket, event=event))
 
 
-def bucket_heads(s3, bucket: str) -> list[tuple[bytes, bytes]]:
-    """Every head in the bucket with its signature, oldest first."""
-    pairs = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
-        for obj in page.get("Contents", []):
-            if obj["Key"].endswith(".json"):
-                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-                try:
-                    sig = s3.get_object(Bucket=bucket, Key=obj["Key"] + ".sig")["Body"].read()
-                except ClientError:
-                    sig = b""
-                pairs.append((body, sig))
-    return sorted(pairs, key=lambda p: json.loads(p[0]).get("seq", 0))
+def bucket_heads(s3, bucket: str) -> list[StoredHead]:
+    """Every head in the bucket with its signature, oldest first, each read no further than a head can be."""
+    return [_read_bucket_head(s3, bucket, seq, key) for seq, key in _head_keys(s3, bucket)]
 
 
-def local_heads(trail: AuditTrail) -> list[tuple[bytes, bytes]]:
+def local_heads(trail: AuditTrail) -> list[StoredHead]:
     folder = trail.folder / "heads"
-    pairs = []
+    heads = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        seq = parse_head_key(PREFIX + path.name)
+        if seq is None:
+            log.warning("%r is not an audit head (SEQ.json, SEQ 12 digits); skipped", str(path))
+            continue
         sig = path.with_name(path.name + ".sig")
-        pairs.append((path.read_bytes(), sig.read_bytes() if sig.exists() else b""))
-    return pairs
+        if path.stat().st_size > MAX_HEAD_BYTES or (sig.exists() and sig.stat().st_size > MAX_SIGNATURE_BYTES):
+            heads.append(StoredHead(str(path), seq, b"", b"", problem=f"{path}: larger than a signed head can be"))
+            continue
+        heads.append(StoredHead(str(path), seq, path.read_bytes(), sig.read_bytes() if sig.exists() else b""))
+    return heads
 
 
-def check_heads(trail: AuditTrail, heads: Iterable[tuple[bytes, bytes]], hub_public_key: str) -> ChainBreak | None:
-    """The first signed head the trail does not match, as a chain break naming the event."""
+def check_heads(trail: AuditTrail, heads: Iterable[StoredHead], hub_public_key: str) -> ChainBreak | None:
+    """The first stored head that is not the hub's, or that the trail does not match, as a chain break."""
     signed = []
-    for body, signature in heads:
-        try:
-            sshsig.verify(hub_public_key, body, signature, NAMESPACE)
-        except sshsig.SignatureError:
-            return ChainBreak(0, "?", "a signed head in the bucket does not verify with the hub key")
-        signed.append(json.loads(body))
+    for stored in heads:
+        head = stored.signed(hub_public_key)
+        if head is None:
+            return ChainBreak(0, stored.seq, f"a signed head does not verify: {stored.refusal()}")
+        signed.append(head)
     # Only the events the heads name are kept: the trail itself can be far larger than memory should hold.
     wanted = {h["seq"] for h in signed}
     by_seq, last_seq = {}, 0

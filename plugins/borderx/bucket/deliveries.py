@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
+from botocore.exceptions import ClientError
+
+from borderx.bucket.objects import (
+    MAX_SIGNATURE_BYTES,
+    MAX_TOMBSTONE_BYTES,
+    parse_delivery_key,
+    parse_location,
+    read_capped,
+)
 from borderx.crypto import sshsig
-from borderx.errors import PublishError
-from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE
+from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.errors import BucketObjectError, PublishError
 
 TOMBSTONE_FILE = "tombstone.json"
 TOMBSTONE_NAMESPACE = "borderx-tombstone"
+TOMBSTONE_FILES = frozenset({TOMBSTONE_FILE, TOMBSTONE_FILE + ".sig"})
+# The fields that tie a tombstone to the one delivery it revokes.
+_NAMED = ("delivery_id", "agreement", "recipient", "dataset")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,46 +38,57 @@ class Delivery:
     date: str
     delivery_id: str
     prefix: str
-    state: str  # complete, unfinished (no signature yet), revoked
+    state: str  # complete, unfinished (no signature yet), revoked (a tombstone is there)
     size: int
+    # The file names in the delivery's folder: a tombstone beside data files leaves data to delete.
+    names: frozenset[str] = field(default=frozenset(), compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["names"]
+        return out
 
-
-def _parse(key: str):
-    parts = key.split("/")
-    if len(parts) != 9 or parts[0] != "deliveries":
-        return None
-    _, agreement, recipient, dataset, yyyy, mm, dd, delivery_id, name = parts
-    return agreement, recipient, dataset, f"{yyyy}-{mm}-{dd}", delivery_id, "/".join(parts[:8]) + "/", name
+    @property
+    def location(self) -> DeliveryLocation:
+        return DeliveryLocation(self.agreement, self.recipient, self.dataset, self.date, self.delivery_id)
 
 
 def list_deliveries(s3, bucket: str, *, agreement: str | None = None, recipient: str | None = None,
                     dataset: str | None = None, since: dt.date | None = None,
-                    until: dt.date | None = None) -> list[Delivery]:
+                    until: dt.date | None = None,
+                    hub_keys: str | Sequence[str] | None = None) -> list[Delivery]:
+    """Deliveries by their folders; a key of another shape is skipped with a warning naming it.
+
+    With `hub_keys`, a delivery counts as revoked only if its tombstone is the hub's for that folder; without,
+    any tombstone.json there makes it revoked (no object is read).
+    """
     prefix = "deliveries/" + (f"{agreement}/" if agreement else "") + (f"{recipient}/" if agreement and recipient else "")
-    found: dict[str, dict] = {}
+    found: dict[DeliveryLocation, dict] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            parsed = _parse(obj["Key"])
+            parsed = parse_delivery_key(obj["Key"])
             if parsed is None:
+                # repr: a key is whatever a bucket writer chose, control characters included.
+                log.warning("%r is not a delivery file (deliveries/AGREEMENT/RECIPIENT/DATASET/YYYY/MM/DD/"
+                            "DELIVERY_ID/NAME); skipped", f"s3://{bucket}/{obj['Key']}")
                 continue
-            agr, rec, ds, date, did, pfx, name = parsed
-            entry = found.setdefault(pfx, {"fields": (agr, rec, ds, date, did, pfx), "names": set(), "size": 0})
+            location, name = parsed
+            entry = found.setdefault(location, {"names": set(), "size": 0})
             entry["names"].add(name)
             entry["size"] += obj["Size"]
     out = []
-    for entry in found.values():
-        agr, rec, ds, date, did, pfx = entry["fields"]
-        if (recipient and rec != recipient) or (dataset and ds != dataset):
+    for loc, entry in found.items():
+        if (recipient and loc.recipient != recipient) or (dataset and loc.dataset != dataset):
             continue
-        day = dt.date.fromisoformat(date)
+        day = dt.date.fromisoformat(loc.date)
         if (since and day < since) or (until and day > until):
             continue
         names = entry["names"]
-        state = "revoked" if TOMBSTONE_FILE in names else "complete" if SIGNATURE_FILE in names else "unfinished"
-        out.append(Delivery(agr, rec, ds, date, did, pfx, state, entry["size"]))
+        state = "complete" if SIGNATURE_FILE in names else "unfinished"
+        if TOMBSTONE_FILE in names and (hub_keys is None or _holds(s3, bucket, loc, hub_keys)):
+            state = "revoked"
+        out.append(Delivery(loc.agreement, loc.recipient, loc.dataset, loc.date, loc.delivery_id, loc.prefix, state,
+                            entry["size"], frozenset(names)))
     return sorted(out, key=lambda d: (d.date, d.agreement, d.recipient, d.delivery_id))
 
 
@@ -89,9 +116,49 @@ def revoke(s3, bucket: str, delivery: Delivery, *, reason: str, signing_key, hub
     return tombstone
 
 
-def read_tombstone(s3, bucket: str, prefix: str, hub_public_key: str) -> dict:
-    """A delivery's tombstone, after checking the hub signed it; raises sshsig.SignatureError if not."""
-    body = s3.get_object(Bucket=bucket, Key=prefix + TOMBSTONE_FILE)["Body"].read()
-    signature = s3.get_object(Bucket=bucket, Key=prefix + TOMBSTONE_FILE + ".sig")["Body"].read()
-    sshsig.verify(hub_public_key, body, signature, TOMBSTONE_NAMESPACE)
-    return json.loads(body)
+def read_tombstone(s3, bucket: str, where: DeliveryLocation | str, hub_keys: str | Sequence[str]) -> dict:
+    """The tombstone of the delivery at `where`, once the hub's signature and the place it names are checked.
+
+    Raises sshsig.SignatureError if no hub key signed it, and BucketObjectError if it is larger than a
+    tombstone can be or revokes another delivery than the one at `where` (a copy of another's tombstone).
+    """
+    location = where if isinstance(where, DeliveryLocation) else parse_location(where)
+    if location is None:
+        raise BucketObjectError(f"s3://{bucket}/{where}: not a delivery's folder")
+    key = location.key(TOMBSTONE_FILE)
+    body = read_capped(s3, bucket, key, MAX_TOMBSTONE_BYTES)
+    try:
+        signature = read_capped(s3, bucket, key + ".sig", MAX_SIGNATURE_BYTES)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        signature = b""
+    keys = [hub_keys] if isinstance(hub_keys, str) else list(hub_keys)
+    if not any(_signed(key_line, body, signature) for key_line in keys):
+        raise sshsig.SignatureError(f"s3://{bucket}/{key} is not signed by the hub")
+    try:
+        tombstone = json.loads(body)
+        named = tuple(tombstone[name] for name in _NAMED)
+    except (ValueError, KeyError, TypeError):
+        raise BucketObjectError(f"s3://{bucket}/{key} lacks the fields a tombstone has") from None
+    if named != (location.delivery_id, location.agreement, location.recipient, location.dataset):
+        raise BucketObjectError(f"s3://{bucket}/{key} revokes delivery {named[0]!r} ({named[1]}, {named[2]}, "
+                                f"{named[3]}), not the one in its folder")
+    return tombstone
+
+
+def _holds(s3, bucket: str, location: DeliveryLocation, hub_keys: str | Sequence[str]) -> bool:
+    try:
+        read_tombstone(s3, bucket, location, hub_keys)
+    except (sshsig.SignatureError, BucketObjectError) as exc:
+        log.warning("%s; the delivery is not revoked by it", exc)
+        return False
+    return True
+
+
+def _signed(key_line: str, body: bytes, signature: bytes) -> bool:
+    try:
+        sshsig.verify(key_line, body, signature, TOMBSTONE_NAMESPACE)
+    except (sshsig.SignatureError, ValueError):
+        return False
+    return True

@@ -12,7 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from borderx.bucket.deliveries import TOMBSTONE_FILE, Delivery, list_deliveries
+from borderx.bucket.deliveries import TOMBSTONE_FILES, Delivery, list_deliveries
 from borderx.delivery.manifest import MANIFEST_FILE, SIGNATURE_FILE
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ def due(config: DeploymentConfig, deliveries: list[Delivery], today: dt.date) ->
     """(deliveries to delete, how many are kept, delivery ids whose agreement is unknown)."""
     expired, kept, unknown = [], 0, []
     for d in deliveries:
-        if d.state == "revoked":
+        if d.state == "revoked" and d.names <= TOMBSTONE_FILES:
             continue  # its data is already gone; the tombstone is the record and stays
+        # A tombstone beside files (planted there, or files put back) does not keep them past their time.
         agreement = config.agreements.get(d.agreement)
         if agreement is None:
             unknown.append(d.delivery_id)
@@ -60,7 +61,7 @@ def delete_delivery(s3, bucket: str, delivery: Delivery) -> list[str]:
     present = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=delivery.prefix)
                for o in page.get("Contents", [])]
     first = [delivery.prefix + SIGNATURE_FILE, delivery.prefix + MANIFEST_FILE]
-    keep = (delivery.prefix + TOMBSTONE_FILE, delivery.prefix + TOMBSTONE_FILE + ".sig")
+    keep = {delivery.prefix + name for name in TOMBSTONE_FILES}
     order = [k for k in first if k in present] + sorted(k for k in present if k not in first and k not in keep)
     for key in order:
         s3.delete_object(Bucket=bucket, Key=key)

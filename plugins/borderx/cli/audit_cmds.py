@@ -45,10 +45,19 @@ def cmd_audit_verify(args) -> int:
     from borderx.audit.anchors import verify
     from borderx.exchange import Runtime
 
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from borderx.bucket.client import failure
+
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     hub_key = rt.config.settings.hub.signing_public_key
-    verdict = verify(rt.trail, hub_key, None if args.local else rt.s3, rt.target.bucket)
     where = "local copies" if args.local else f"s3://{rt.target.bucket}/audit/heads/"
+    try:
+        verdict = verify(rt.trail, hub_key, None if args.local else rt.s3, rt.target.bucket)
+    except (ClientError, BotoCoreError) as exc:
+        # The heads could not be read, so nothing was verified: a failed check, not a crash.
+        print(f"{failure(rt.s3, where, exc)}; the trail was not verified against its heads", file=sys.stderr)
+        return EXIT_FAILED
     if verdict.broken:
         print(printable(f"{rt.trail.path}: {verdict.broken}"))
         return EXIT_FAILED

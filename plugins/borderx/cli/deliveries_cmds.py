@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from borderx.cli.common import EXIT_OK, _home_arg, _s3_args, _usage
+from borderx.text import printable
 
 
 def register(sub) -> None:
@@ -65,25 +66,34 @@ def cmd_deliveries_list(args) -> int:
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     found = list_deliveries(rt.s3, rt.target.bucket, agreement=args.agreement, recipient=args.recipient,
-                            dataset=args.dataset, since=args.since, until=args.until)
+                            dataset=args.dataset, since=args.since, until=args.until,
+                            hub_keys=rt.config.settings.hub.signing_public_key)
     if args.format == "json":
         print(json.dumps([d.to_dict() for d in found], indent=2))
         return EXIT_OK
     for d in found:
-        print(f"{d.date}  {d.state:<10}  {d.agreement:<14} {d.recipient:<10} {d.dataset:<16} {d.delivery_id}  {d.size} B")
+        print(printable(f"{d.date}  {d.state:<10}  {d.agreement:<14} {d.recipient:<10} {d.dataset:<16} {d.delivery_id}  {d.size} B"))
     print(f"{len(found)} delivery(ies) in s3://{rt.target.bucket}/deliveries/", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_deliveries_revoke(args) -> int:
-    from borderx.bucket.deliveries import find, revoke
+    from borderx.bucket.deliveries import find, read_tombstone, revoke
+    from borderx.crypto import sshsig
+    from borderx.errors import BucketObjectError
     from borderx.exchange import Runtime
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     delivery = find(rt.s3, rt.target.bucket, args.delivery_id)
     if delivery.state == "revoked":
-        print(f"{args.delivery_id} was already revoked", file=sys.stderr)
-        return EXIT_OK
+        try:
+            read_tombstone(rt.s3, rt.target.bucket, delivery.location, rt.config.settings.hub.signing_public_key)
+        except (sshsig.SignatureError, BucketObjectError) as exc:
+            # Only the hub's own tombstone for this delivery revokes it; one copied or planted there does not.
+            print(printable(f"{exc}; revoking it now"), file=sys.stderr)
+        else:
+            print(printable(f"{args.delivery_id} was already revoked"), file=sys.stderr)
+            return EXIT_OK
     tombstone = revoke(rt.s3, rt.target.bucket, delivery, reason=args.reason, signing_key=rt.signing_key,
                        hub_fingerprint=rt.hub_fingerprint, now=rt.clock())
     rt.trail.append("revoked", delivery_id=delivery.delivery_id, agreement=delivery.agreement,

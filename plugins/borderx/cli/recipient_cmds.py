@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _home_arg, _s3_args, _wrap
+from borderx.text import printable
 
 
 def _recipient_args(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +91,7 @@ def _recipient_usage(func):
         try:
             return func(args)
         except RecipientUsageError as exc:
-            print(f"borderx: {exc}", file=sys.stderr)
+            print(printable(f"borderx: {exc}"), file=sys.stderr)
             return EXIT_USAGE
 
     return run
@@ -124,9 +125,9 @@ def cmd_verify(args) -> int:
     try:
         verified = rc.verify_source(source, keys, s3=target.client(), recipient=args.recipient)
     except rc.DeliveryRefused as exc:
-        print(f"REFUSED  {source}: {exc}")
+        print(printable(f"REFUSED  {source}: {exc}"))
         return EXIT_FAILED
-    print(f"ok  {rc.describe(verified)}")
+    print(printable(f"ok  {rc.describe(verified)}"))
     return EXIT_OK
 
 
@@ -144,7 +145,7 @@ def cmd_decrypt(args) -> int:
         rows, verified = rc.decrypt_source(source, identities, Path(args.out), keys=keys, s3=target.client(),
                                            recipient=args.recipient, progress=rc.Progress(sys.stderr))
     except rc.DeliveryRefused as exc:
-        print(f"REFUSED  {source}: {exc}")
+        print(printable(f"REFUSED  {source}: {exc}"))
         return EXIT_FAILED
-    print(f"decrypted {args.out}" + (f"  ({rc.describe(verified)})" if verified else "  (not verified)"))
+    print(printable(f"decrypted {args.out}" + (f"  ({rc.describe(verified)})" if verified else "  (not verified)")))
     return EXIT_OK

@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from borderx.errors import SignatureError
+
 __all__ = [
     "SignatureError",
     "generate_ed25519_keypair",
@@ -29,10 +31,6 @@ __all__ = [
     "verify_stream",
     "allowed_signers_line",
 ]
-
-
-class SignatureError(Exception):
-    """A signature does not verify or cannot be read. Never carries key material."""
 
 
 _MAGIC = b"SSHSIG"

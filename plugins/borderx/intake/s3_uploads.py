@@ -66,13 +66,8 @@ def intake_prefixes(config) -> dict[str, str]:
 
 
 def sqs_client(target):
-    """SQS at the hub's endpoint (moto serves S3 and SQS on one port; AWS picks each service's own when unset)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("sqs", endpoint_url=target.endpoint_url, region_name=target.region,
-                        config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10,
-                                      read_timeout=60))
+    """SQS at the hub's endpoint, with the bucket client's timeouts and retries."""
+    return target.sqs()
 
 
 def _queue_policy(queue_arn: str, bucket: str) -> str:
@@ -156,7 +151,7 @@ class QueueWatch:
 
     def __init__(self, home: str | os.PathLike, agency: str, wait_seconds: int = 10):
         from borderx.config.loader import load_config
-        from borderx.bucket.publish import Target
+        from borderx.bucket.client import Target
 
         config = load_config(Path(home))
         self.target = Target.resolve(config.settings.s3)

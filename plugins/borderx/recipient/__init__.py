@@ -18,6 +18,7 @@ from borderx.recipient.checks import (
     DECRYPT,
     DOWNLOAD,
     MANIFEST_MISMATCH,
+    REVOKED,
     ROW_COUNT,
     SIGNATURE,
     DeliveryRefused,
@@ -27,7 +28,7 @@ from borderx.recipient.checks import (
     decrypt_checked,
     verify_manifest,
 )
-from borderx.recipient.errors import RecipientError, RecipientUsageError
+from borderx.errors import RecipientError, RecipientUsageError
 from borderx.recipient.fetch import (
     FetchReport,
     Outcome,
@@ -38,7 +39,8 @@ from borderx.recipient.fetch import (
     print_summary,
 )
 from borderx.recipient.keys import hub_keys, load_identities, parse_hub_keys, read_settings, resolve_target
-from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder, parse_location
+from borderx.bucket.objects import parse_location
+from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder
 from borderx.recipient.progress import Progress
 from borderx.recipient.remote import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_remote
 from borderx.recipient.single import (
@@ -53,7 +55,7 @@ from borderx.recipient.single import (
 from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX
 
 __all__ = [
-    "SIGNATURE", "MANIFEST_MISMATCH", "DATA_HASH", "DECRYPT", "ROW_COUNT", "DOWNLOAD",
+    "REVOKED", "SIGNATURE", "MANIFEST_MISMATCH", "DATA_HASH", "DECRYPT", "ROW_COUNT", "DOWNLOAD",
     "DeliveryRefused", "RecipientError", "RecipientUsageError", "FetchReport", "Outcome", "Progress",
     "RecordCounter", "Source", "Verified", "check_data", "decrypt_checked", "decrypt_source", "fetch", "fetch_one",
     "hub_keys", "list_deliveries", "load_identities", "local_folder", "parse_hub_keys", "parse_location",

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from borderx.crypto import age, sshsig
-from borderx.errors import BorderxError
+from borderx.errors import DeliveryRefused
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, DeliveryLocation
-from borderx.recipient.listing import parse_location
+from borderx.bucket.objects import parse_location
 
 # The checks a delivery can fail, in the order they run; these names are what a refusal reports.
+REVOKED = "revoked"  # the hub's tombstone for this very place stands beside the files
 SIGNATURE = "signature"
 MANIFEST_MISMATCH = "manifest-mismatch"
 DATA_HASH = "data-hash"
@@ -23,15 +24,6 @@ ROW_COUNT = "row-count"
 DOWNLOAD = "download"  # the bucket or the network failed; says nothing about the delivery itself
 
 _PIECE = 1 << 20
-
-
-class DeliveryRefused(BorderxError):
-    """One delivery failed a check; `check` names which. Never carries plaintext or key material."""
-
-    def __init__(self, check: str, reason: str):
-        self.check = check
-        self.reason = reason
-        super().__init__(f"{check}: {reason}")
 
 
 @dataclass(frozen=True)

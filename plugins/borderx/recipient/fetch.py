@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 import signal
@@ -15,14 +16,18 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
 from borderx.crypto import sshsig
-from borderx.bucket.deliveries import read_tombstone
+from borderx.bucket.deliveries import TOMBSTONE_FILE, read_tombstone
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
-from borderx.recipient.checks import DOWNLOAD, SIGNATURE, DeliveryRefused
-from borderx.recipient.errors import RecipientError
+from borderx.errors import BucketObjectError
+from borderx.recipient.checks import DOWNLOAD, MANIFEST_MISMATCH, SIGNATURE, DeliveryRefused
+from borderx.errors import RecipientError
 from borderx.recipient.listing import _scan, local_folder
 from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.remote import _BUCKET_ERRORS, verify_remote
 from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX, _decrypt_into
+from borderx.text import printable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,11 +134,19 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     out_dir = Path(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     report = FetchReport()
-    locations, revoked = _scan(s3, bucket, recipient, agreement=agreement, since=since)
-    for loc in revoked:
-        report.outcomes.append(_revocation(s3, bucket, loc, keys, out_dir))
+    locations, tombstoned = _scan(s3, bucket, recipient, agreement=agreement, since=since)
+    signed = set(locations)
+    settled = set()
+    for loc in tombstoned:
+        outcome = _revocation(s3, bucket, loc, keys, out_dir, beside_files=loc in signed)
+        if outcome is None:
+            continue
+        settled.add(loc)
+        report.outcomes.append(outcome)
         if on_outcome:
-            on_outcome(report.outcomes[-1])
+            on_outcome(outcome)
+    # A location whose tombstone is the hub's (or could not be read) is never fetched, even with its files back.
+    locations = [loc for loc in locations if loc not in settled]
     pending = [loc for loc in locations if not local_folder(out_dir, loc).exists()]
     for loc in locations:
         if loc not in pending:
@@ -148,30 +161,42 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     return report
 
 
-def _revocation(s3, bucket: str, loc: DeliveryLocation, keys: Sequence[str], out_dir: Path) -> Outcome:
-    """A revoked delivery, reported with the hub's signed reason; an unsigned tombstone is refused."""
+def _revocation(s3, bucket: str, loc: DeliveryLocation, keys: Sequence[str], out_dir: Path, *,
+                beside_files: bool) -> Outcome | None:
+    """A revoked delivery, reported with the hub's signed reason.
+
+    A tombstone the hub did not sign for this very location (unsigned, oversized, or copied from another
+    delivery) revokes nothing: with the delivery's own signed files beside it, it is ignored with a warning
+    (None: fetch it as usual); alone, the location is refused.
+    """
     held = local_folder(out_dir, loc)
-    for key in keys:
-        try:
-            tombstone = read_tombstone(s3, bucket, loc.prefix, key)
-        except sshsig.SignatureError:
-            continue
-        except _BUCKET_ERRORS as exc:
-            return Outcome(loc, "failed", check=DOWNLOAD, reason=f"tombstone: {exc.__class__.__name__}")
-        copy = f"; a copy fetched earlier is at {held}" if held.exists() else ""
-        return Outcome(loc, "revoked", folder=held if held.exists() else None,
-                       reason=f"revoked {tombstone['revoked_at']}: {tombstone['reason']}{copy}")
-    return Outcome(loc, "failed", check=SIGNATURE, reason="tombstone.json is not signed by the hub")
+    key = f"s3://{bucket}/{loc.key(TOMBSTONE_FILE)}"
+    try:
+        tombstone = read_tombstone(s3, bucket, loc, keys)
+    except _BUCKET_ERRORS as exc:
+        return Outcome(loc, "failed", check=DOWNLOAD, reason=f"tombstone: {exc.__class__.__name__}")
+    except (sshsig.SignatureError, BucketObjectError) as exc:
+        unsigned = isinstance(exc, sshsig.SignatureError)
+        reason = f"{TOMBSTONE_FILE} is not signed by the hub" if unsigned else str(exc).replace(key, TOMBSTONE_FILE)
+        if beside_files:
+            log.warning("%s: %s; ignored, the delivery beside it is checked as usual", key, reason)
+            return None
+        return Outcome(loc, "failed", check=SIGNATURE if unsigned else MANIFEST_MISMATCH, reason=reason)
+    if beside_files:
+        log.warning("%s: the delivery's files are back beside its tombstone; not fetched", loc.prefix)
+    copy = f"; a copy fetched earlier is at {held}" if held.exists() else ""
+    return Outcome(loc, "revoked", folder=held if held.exists() else None,
+                   reason=f"revoked {tombstone['revoked_at']}: {tombstone['reason']}{copy}")
 
 
 def print_outcome(outcome: Outcome, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     if outcome.status == "revoked":
-        print(f"REVOKED  {outcome.label}: {outcome.reason}", file=out, flush=True)
+        print(printable(f"REVOKED  {outcome.label}: {outcome.reason}"), file=out, flush=True)
     elif outcome.status == "fetched":
-        print(f"fetched  {outcome.folder}  ({outcome.rows} rows)", file=out, flush=True)
+        print(printable(f"fetched  {outcome.folder}  ({outcome.rows} rows)"), file=out, flush=True)
     elif outcome.status == "failed":
-        print(f"REFUSED  {outcome.label}: {outcome.check}: {outcome.reason}", file=out, flush=True)
+        print(printable(f"REFUSED  {outcome.label}: {outcome.check}: {outcome.reason}"), file=out, flush=True)
 
 
 def print_summary(report: FetchReport, err: TextIO | None = None) -> None:

@@ -13,8 +13,8 @@ from borderx.crypto import age, sshsig
 from borderx.errors import ConfigError
 from borderx.home import Home
 from borderx.delivery.manifest import NAMESPACE
-from borderx.bucket.publish import Target
-from borderx.recipient.errors import RecipientUsageError
+from borderx.bucket.client import Target
+from borderx.errors import RecipientUsageError
 
 
 def _tokens(line: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from pathlib import Path
 
@@ -10,30 +11,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from borderx.config.models import SLUG
 from borderx.bucket.deliveries import TOMBSTONE_FILE
+from borderx.bucket.objects import parse_delivery_key
 from borderx.delivery.manifest import SIGNATURE_FILE, DeliveryLocation
-from borderx.recipient.errors import RecipientError, RecipientUsageError
+from borderx.errors import RecipientError, RecipientUsageError
 
 _SAFE = re.compile(SLUG)
-
-
-def parse_location(prefix: str) -> DeliveryLocation | None:
-    """deliveries/AGREEMENT/RECIPIENT/DATASET/YYYY/MM/DD/DELIVERY_ID[/] as a location, or None.
-
-    Every part ends up in a local path, so only plain names and real dates are accepted.
-    """
-    parts = prefix.strip("/").split("/")
-    if len(parts) != 8 or parts[0] != "deliveries":
-        return None
-    _, agreement, recipient, dataset, yyyy, mm, dd, delivery_id = parts
-    if not all(_SAFE.fullmatch(p) for p in (agreement, recipient, dataset, delivery_id)):
-        return None
-    if not (len(yyyy) == 4 and len(mm) == 2 and len(dd) == 2):
-        return None
-    try:
-        day = dt.date(int(yyyy), int(mm), int(dd))
-    except ValueError:
-        return None
-    return DeliveryLocation(agreement, recipient, dataset, day.isoformat(), delivery_id)
+log = logging.getLogger(__name__)
 
 
 def check_name(kind: str, value: str) -> str:
@@ -84,11 +67,13 @@ def _scan(s3, bucket: str, recipient: str, *, agreement: str | None = None,
         for name in agreements:
             for page in paginator.paginate(Bucket=bucket, Prefix=f"deliveries/{name}/{recipient}/"):
                 for obj in page.get("Contents", []):
-                    prefix, _, file = obj["Key"].rpartition("/")
-                    if file not in (SIGNATURE_FILE, TOMBSTONE_FILE):
+                    parsed = parse_delivery_key(obj["Key"])
+                    if parsed is None:
+                        log.warning("%r is not a delivery file; skipped", f"s3://{bucket}/{obj['Key']}")
                         continue
-                    location = parse_location(prefix)
-                    if location is None or (since and dt.date.fromisoformat(location.date) < since):
+                    location, file = parsed
+                    if file not in (SIGNATURE_FILE, TOMBSTONE_FILE) or (
+                            since and dt.date.fromisoformat(location.date) < since):
                         continue
                     (found if file == SIGNATURE_FILE else revoked)[location.prefix] = location
     except (ClientError, BotoCoreError) as exc:

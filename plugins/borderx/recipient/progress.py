@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from borderx.text import printable
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ class Progress:
     def start(self, n: int, total: int, label: str) -> None:
         self._label = f"[{n}/{total}] {label}"
         if not self.tty:
-            print(self._label, file=self.stream, flush=True)
+            print(printable(self._label), file=self.stream, flush=True)
 
     def update(self, phase: str, done: int, total: int) -> None:
         if not self.tty:

@@ -9,10 +9,15 @@ from typing import Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.exceptions import RetriesExceededError
 
+from borderx.bucket.deliveries import read_tombstone
+from borderx.bucket.objects import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, read_capped
+from borderx.crypto import sshsig
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.errors import BucketObjectError
 from borderx.recipient.checks import (
     DATA_HASH,
     DOWNLOAD,
+    REVOKED,
     SIGNATURE,
     DeliveryRefused,
     Verified,
@@ -21,10 +26,6 @@ from borderx.recipient.checks import (
 )
 from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.staging import _private_file
-
-# Far above any real manifest or signature; a bucket cannot make the recipient buffer more than this.
-MAX_MANIFEST_BYTES = 1 << 20
-MAX_SIGNATURE_BYTES = 16 << 10
 
 _BUCKET_ERRORS = (ClientError, BotoCoreError, RetriesExceededError)
 
@@ -42,13 +43,28 @@ def _refusal(exc: Exception, name: str, missing: str) -> DeliveryRefused:
 def _get_small(s3, bucket: str, key: str, limit: int, check: str) -> bytes:
     name = key.rpartition("/")[2]
     try:
-        with s3.get_object(Bucket=bucket, Key=key)["Body"] as body:
-            data = body.read(limit + 1)
+        return read_capped(s3, bucket, key, limit)
     except _BUCKET_ERRORS as exc:
         raise _refusal(exc, name, check) from None
-    if len(data) > limit:
-        raise DeliveryRefused(check, f"{name} is larger than {limit} bytes")
-    return data
+    except BucketObjectError:
+        raise DeliveryRefused(check, f"{name} is larger than {limit} bytes") from None
+
+
+def _not_revoked(s3, bucket: str, location: DeliveryLocation, keys: Sequence[str]) -> None:
+    """Refuses a delivery the hub revoked, even with its files put back beside the tombstone.
+
+    A tombstone that is not the hub's for this place revokes nothing and is passed over here (fetch warns
+    of it when it lists the bucket).
+    """
+    try:
+        tombstone = read_tombstone(s3, bucket, location, keys)
+    except (sshsig.SignatureError, BucketObjectError):
+        return
+    except _BUCKET_ERRORS as exc:
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return
+        raise _refusal(exc, "tombstone.json", DOWNLOAD) from None
+    raise DeliveryRefused(REVOKED, f"revoked {tombstone['revoked_at']}: {tombstone['reason']}")
 
 
 def _download(s3, bucket: str, key: str, path: Path, on_bytes: Callable[[int], None] | None) -> None:
@@ -76,6 +92,7 @@ def verify_remote(s3, bucket: str, location: DeliveryLocation, keys: Sequence[st
     without it the data is only hashed as it streams past.
     """
     progress = progress or _Quiet()
+    _not_revoked(s3, bucket, location, keys)
     body = _get_small(s3, bucket, location.key(MANIFEST_FILE), MAX_MANIFEST_BYTES, SIGNATURE)
     signature = _get_small(s3, bucket, location.key(SIGNATURE_FILE), MAX_SIGNATURE_BYTES, SIGNATURE)
     verified = verify_manifest(body, signature, keys, location=location, recipient=recipient)

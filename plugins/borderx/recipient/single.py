@@ -11,8 +11,8 @@ from typing import Sequence
 
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.checks import DATA_HASH, SIGNATURE, DeliveryRefused, Verified, check_data, verify_manifest
-from borderx.recipient.errors import RecipientUsageError
-from borderx.recipient.listing import parse_location
+from borderx.errors import RecipientUsageError
+from borderx.bucket.objects import parse_location
 from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.remote import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_remote
 from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX, _decrypt_into

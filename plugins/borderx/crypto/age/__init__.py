@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .decrypt import DecryptingReader, decrypt, decrypting_reader
 from .encrypt import EncryptingWriter, encrypt, encrypting_writer
-from .errors import AgeError, ArmorError, HeaderError, NoIdentityMatchedError, PayloadError
+from .errors import AgeError, ArmorError, HeaderError, HeaderLimitError, NoIdentityMatchedError, PayloadError
 from .files import decrypt_file, encrypt_file
 from .format import Header, Stanza, b64decode_raw, b64encode_raw, encode_header, parse_header
 from .interfaces import Identity, Rand, Recipient
@@ -50,6 +50,7 @@ __all__ = [
     "AgeError",
     "ArmorError",
     "HeaderError",
+    "HeaderLimitError",
     "NoIdentityMatchedError",
     "PayloadError",
     "Stanza",

@@ -7,7 +7,7 @@ import os
 from typing import BinaryIO, Sequence
 
 from .armor import _ArmorWriter
-from .format import encode_header
+from .format import _MAX_STANZAS, encode_header
 from .interfaces import Rand, Recipient
 from .pq import HybridRecipient
 from .primitives import FILE_KEY_SIZE, PAYLOAD_NONCE_SIZE, _payload_key
@@ -34,6 +34,9 @@ class EncryptingWriter:
         recipients = list(recipients)
         if not recipients:
             raise ValueError("at least one recipient is required")
+        if len(recipients) > _MAX_STANZAS:
+            # Nobody reading with this implementation could open the file.
+            raise ValueError(f"at most {_MAX_STANZAS} recipients can be given")
         if any(isinstance(r, ScryptRecipient) for r in recipients) and len(recipients) != 1:
             raise ValueError("a passphrase recipient must be the only recipient")
         hybrid = sum(isinstance(r, HybridRecipient) for r in recipients)

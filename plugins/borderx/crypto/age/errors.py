@@ -13,6 +13,10 @@ class HeaderError(AgeError):
     """The header is malformed, uses an unsupported version, or its MAC is wrong."""
 
 
+class HeaderLimitError(HeaderError):
+    """The header has more stanzas, longer lines or more bytes than this implementation reads."""
+
+
 class NoIdentityMatchedError(AgeError):
     """The header is well formed but none of the identities unwraps the file key."""
 

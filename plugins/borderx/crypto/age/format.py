@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from .errors import HeaderError
+from .errors import HeaderError, HeaderLimitError
 from .primitives import _hkdf
 from .source import _Source
 
@@ -28,7 +28,18 @@ _BYTES_PER_LINE = _COLUMNS // 4 * 3
 # Argument lines can legitimately be long (post-quantum shares are ~1.5 KiB of
 # base64); the caps only stop a hostile file from making us buffer unboundedly.
 _MAX_HEADER_LINE = 64 * 1024
-_MAX_HEADER_SIZE = 16 * 1024 * 1024
+# Every stanza costs each identity one key agreement before "no identity matched"
+# can be said, so a header of 21,399 X25519 stanzas once took a second to refuse.
+# The reference implementations set no limit today: Go age refused more than 20
+# recipients until v1.0.0 dropped that cap as too low for teams (FiloSottile/age
+# commit 85763d3, issue #139), and rage never had one. 256 is far above any real
+# recipient list (a delivery goes to one agency's few keys) while a header at the
+# cap costs at most 256 X25519 operations per identity, about 12 ms; a longer one
+# is refused while it is read, before any key agreement.
+_MAX_STANZAS = 256
+# 256 of the largest stanza known here (mlkem768x25519, ~1.7 KiB) fit in about
+# 450 KiB; beyond 1 MiB a header is refused (it was 16 MiB: two seconds to read).
+_MAX_HEADER_SIZE = 1024 * 1024
 
 
 _B64_RAW = re.compile(rb"[A-Za-z0-9+/]*")
@@ -108,10 +119,10 @@ def parse_header(source: _Source) -> Header:
         text = source.readline(limit)
         if not text.endswith(b"\n"):
             if len(text) == limit:
-                raise HeaderError("header line is too long")
+                raise HeaderLimitError(f"header line is longer than {limit} bytes")
             raise HeaderError("header is truncated")
         if len(raw) + len(text) > _MAX_HEADER_SIZE:
-            raise HeaderError("header is too large")
+            raise HeaderLimitError(f"header is larger than {_MAX_HEADER_SIZE} bytes")
         return text
 
     intro = source.readline(len(_INTRO))
@@ -137,6 +148,8 @@ def parse_header(source: _Source) -> Header:
             raw += _MAC_PREFIX
             return Header(tuple(stanzas), mac, bytes(raw))
 
+        if len(stanzas) == _MAX_STANZAS:
+            raise HeaderLimitError(f"header has more than {_MAX_STANZAS} recipient stanzas")
         raw += text
         parts = text[:-1].split(b" ")
         if parts[0] != _STANZA_PREFIX or len(parts) < 2:
@@ -160,7 +173,7 @@ def parse_header(source: _Source) -> Header:
             if text.startswith((_STANZA_PREFIX, _MAC_PREFIX)):
                 raise HeaderError("stanza body does not end with a short line")
             if len(raw) + len(text) > _MAX_HEADER_SIZE:
-                raise HeaderError("header is too large")
+                raise HeaderLimitError(f"header is larger than {_MAX_HEADER_SIZE} bytes")
             raw += text
             try:
                 piece = b64decode_raw(text[:-1])
