@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from borderx.text import printable
 import sys
 import threading
 import time
 from typing import TextIO
+
+from borderx.text import printable
 
 
 def _size(n: float) -> str:
