@@ -22,7 +22,7 @@ GENESIS = "0" * 64
 EVENT_TYPES = frozenset({
     "received", "validated", "blocked", "quarantined", "minimised", "suppressed", "encrypted", "signed",
     "published", "already-published", "archived", "revoked", "expired", "deleted", "config-changed",
-    "copied-in",
+    "copied-in", "refused",
 })
 
 
