@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import stat
 from contextlib import contextmanager
 from pathlib import Path, PurePath
@@ -220,6 +221,14 @@ def replace_private(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def connect_store(path: Path) -> sqlite3.Connection:
+    """A connection to the hub's SQLite store at `path` (see `private_store`): autocommit, write-ahead log, and
+    a wait for the other workers' writes rather than an error."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
 
 
 def private_store(path: Path) -> Path:

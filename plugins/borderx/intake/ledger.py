@@ -9,7 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from borderx.folders import private_store
+from borderx.folders import connect_store, private_store
 from borderx.intake.entries import Extract
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ class Ledger:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_store(self.path)
 
     def claim(self, extract: Extract) -> dict | None:
         """Records a new extract; returns the earlier record if this content was already taken in.

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from borderx.folders import LinkedFolder, private_store
+from borderx.folders import LinkedFolder, connect_store, private_store
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,7 @@ class AnnouncedStore:
             )
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_store(self.path)
 
     def contains(self, path: str, size: int, mtime_ns: int) -> bool:
         with self._connect() as db:
