@@ -251,6 +251,26 @@ def test_a_linked_file_in_a_pull_folder_is_not_copied(demo_home, tmp_path):
     assert not (demo_home.intake / "ZA-DHA" / "traveller_flows" / "key.csv").exists()
 
 
+def test_a_pull_into_a_linked_intake_folder_writes_nothing_behind_the_link(demo_home, tmp_path):
+    exports = tmp_path / "exports" / "ZA-DHA"
+    old(exports / "traveller_flows" / "dha.csv", FLOWS)
+    set_pull(demo_home, "ZA-DHA", {"folder": str(exports)})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dataset = demo_home.intake / "ZA-DHA" / "traveller_flows"
+    shutil.rmtree(dataset)
+    dataset.symlink_to(elsewhere)
+    config = load_config(demo_home.root)
+
+    assert [o.status for o in pull(config, demo_home, "ZA-DHA").outcomes] == ["refused"]
+    assert list(elsewhere.iterdir()) == []
+    assert [(r["reason"], r["path"]) for r in refusals(demo_home)] == [
+        ("linked-folder", "intake/ZA-DHA/traveller_flows")]
+
+    dataset.unlink()  # a real folder again: the extract is copied now
+    assert pull(config, demo_home, "ZA-DHA").to_dict()["copied"] == ["dha.csv"]
+
+
 # -- names that cannot be copied in --------------------------------------------------------------------------
 
 

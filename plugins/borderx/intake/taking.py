@@ -116,14 +116,14 @@ def take(source: Path, folder: Path, owner: Owner, size: int, *, root: Path = Pa
         lies_in = source.parent.relative_to(folder).parts
     except ValueError:
         raise IntakeError(f"{source}: not in the intake folder {folder}") from None
-    with opened(folder, root) as fd:
-        if _holds(fd, in_hand, source.name):
-            return held
-        try:
+    try:
+        with opened(folder, root) as fd:
+            if _holds(fd, in_hand, source.name):
+                return held
             with descended(fd, lies_in, shown=folder) as source_fd:
                 return _move_aside(fd, source_fd, source, folder, owner, in_hand, held)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _move_aside(fd: int, source_fd: int, source: Path, folder: Path, owner: Owner, in_hand: tuple[str, ...],
@@ -171,9 +171,11 @@ def owner_is_live(owner_dir: Path, run_is_live: Callable[[str, str], bool] | Non
         if lock in _held_locks:
             return True
         try:
-            fd = os.open(lock, os.O_RDWR)
+            fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
             return False
+        except OSError:
+            return True  # not a lock the hub made (a link): nothing is adopted from there
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

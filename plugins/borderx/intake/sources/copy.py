@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from borderx.audit.trail import AuditTrail
-from borderx.folders import create_private, opened, private_folders
+from borderx.folders import LinkedFolder, create_private, opened, private_folders
 from borderx.home import Home
-from borderx.intake.refusals import record_once
+from borderx.intake.refusals import record_once, refuse_linked_folder
 from borderx.intake.watch import AnnouncedStore
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,16 @@ def copy_in(home: Home, folder: Path, obj: SourceObject, write: Callable[[Binary
     with _folder_lock(home, obj.agency, obj.dataset):
         if store.contains(*obj.identity):
             return Copied("seen", obj.name, obj.uri)
-        with opened(folder, home.root, create=True) as fd:
-            problem = name_problem(obj.name, _name_max(fd))
-            if problem:
-                return refuse(home, obj, problem, store)
-            outcome = _copy_into(fd, obj, write, unchanged)
+        try:
+            with opened(folder, home.root, create=True) as fd:
+                problem = name_problem(obj.name, _name_max(fd))
+                if problem:
+                    return refuse(home, obj, problem, store)
+                outcome = _copy_into(fd, obj, write, unchanged)
+        except LinkedFolder as exc:
+            # Not remembered as copied: once the link is a real folder again, the object is copied.
+            refuse_linked_folder(home, exc, obj.agency, obj.dataset)
+            return Copied("refused", obj.name, obj.uri)
         if outcome is not None:
             return outcome
         store.add(*obj.identity)
