@@ -32,7 +32,8 @@ from airflow.sdk import Asset, AssetAny, AssetWatcher, Param, dag, get_current_c
 from airflow.sdk.exceptions import AirflowFailException
 
 from borderx.home import Home
-from borderx.airflow.triggers import IntakeFolderTrigger, watched_agencies
+from borderx.airflow.triggers import IntakeFolderTrigger
+from borderx.intake.watch import watched_agencies
 
 UPLOAD_POOL = "borderx_uploads"
 HOME = Home.resolve()  # BORDERX_HOME, as for the CLI; the triggerer and the workers must see the same path

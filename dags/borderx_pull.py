@@ -5,7 +5,7 @@ this DAG runs whenever one of them fires and pulls the agencies due then. Run it
 with a pull source, or those in dag_run.conf {"agencies": [...]}.
 
 Copies are atomic and happen once per file version; the source is only read. The folder trigger then carries
-each file through borderx_exchange. All logic lives in borderx.intake.pull.
+each file through borderx_exchange. All logic lives in borderx.intake.sources.pull.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pendulum
 from airflow.sdk import MultipleCronTriggerTimetable, Param, dag, get_current_context, task
 
 from borderx.home import Home
-from borderx.intake.pull import pull_schedules
+from borderx.intake.sources.pull import pull_schedules
 
 HOME = Home.resolve()  # BORDERX_HOME, as for the CLI
 SCHEDULES = pull_schedules(HOME.root)
@@ -44,7 +44,7 @@ def borderx_pull():
     @task(retries=1, execution_timeout=timedelta(minutes=5))
     def due() -> list[str]:
         """The agencies named by the conf; else, on a schedule, those whose schedule fired; else all of them."""
-        from borderx.intake.pull import due_agencies
+        from borderx.intake.sources.pull import due_agencies
 
         context = get_current_context()
         rt = _runtime()
@@ -62,7 +62,7 @@ def borderx_pull():
 
     @task(execution_timeout=timedelta(hours=1))
     def pull_agency(agency: str) -> dict:
-        from borderx.intake.pull import pull
+        from borderx.intake.sources.pull import pull
 
         rt = _runtime()
         needs_s3 = rt.config.agencies[agency].pull.s3 is not None

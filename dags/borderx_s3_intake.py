@@ -7,7 +7,7 @@ a lost notification left behind. Run it by hand with dag_run.conf {"keys": ["int
 to copy given objects (dag.test() has no asset events, so this is how it is tested).
 
 Copies are atomic and happen once per object version (key and ETag); the agency's object is never deleted.
-The folder trigger then carries each file through borderx_exchange. All logic lives in borderx.intake.s3_uploads.
+The folder trigger then carries each file through borderx_exchange. All logic lives in borderx.intake.sources.s3_uploads.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from airflow.sdk import (Asset, AssetAny, AssetOrTimeSchedule, AssetWatcher, Cro
                          get_current_context, task)
 
 from borderx.home import Home
-from borderx.intake.s3_uploads import S3IntakeTrigger, s3_intake_agencies
+from borderx.airflow.triggers import S3IntakeTrigger
+from borderx.intake.sources.s3_uploads import s3_intake_agencies
 
 HOME = Home.resolve()  # BORDERX_HOME; the triggerer and the workers must see the same path
 POLL_SECONDS = float(os.environ.get("BORDERX_TRIGGER_POLL_SECONDS", "2"))
@@ -64,7 +65,7 @@ def borderx_s3_intake():
     @task(execution_timeout=timedelta(minutes=10))
     def find_objects() -> list[dict]:
         """The objects named by the run's conf, else by its asset events, else everything not yet copied."""
-        from borderx.intake.s3_uploads import objects_for_keys, objects_from_events, waiting_objects
+        from borderx.intake.sources.s3_uploads import objects_for_keys, objects_from_events, waiting_objects
 
         context = get_current_context()
         rt = _runtime()
@@ -78,7 +79,7 @@ def borderx_s3_intake():
 
     @task(execution_timeout=timedelta(hours=1))
     def copy(obj: dict) -> dict:
-        from borderx.intake.s3_uploads import copy_object
+        from borderx.intake.sources.s3_uploads import copy_object
 
         return copy_object(_runtime(), obj).to_dict()
 

@@ -23,6 +23,7 @@ from borderx.config.loader import load_config
 from borderx.config.models import DeploymentConfig
 from borderx.crypto import age, sshsig
 from borderx.errors import BorderxError, PublishError
+from borderx.folders import private_folders, replace_private
 from borderx.home import Home
 from borderx.intake import (
     ChangedWhileRead, Extract, IntakeFile, Ledger, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes,
@@ -86,7 +87,7 @@ class Runtime:
             return
         changed = sorted(k for k in current.keys() | before.keys() if current.get(k) != before.get(k))
         self.trail.append("config-changed", files={k: current.get(k) for k in changed})
-        stamp.write_text(json.dumps(current, indent=1, sort_keys=True), encoding="utf-8")
+        replace_private(stamp, json.dumps(current, indent=1, sort_keys=True))
 
     @cached_property
     def trail(self) -> AuditTrail:
@@ -132,7 +133,7 @@ def announced_waiting(rt: Runtime) -> list[dict]:
     these too: a burst of drops is published by the runs it started. Two runs reaching for one file is safe
     (see `receive`).
     """
-    from borderx.airflow.triggers import STORE_FILE, AnnouncedStore
+    from borderx.intake.watch import STORE_FILE, AnnouncedStore
 
     store = AnnouncedStore(rt.home.state / STORE_FILE)
     return [f.to_dict() for f in scan(rt.config, rt.home, settle_seconds=0)
@@ -157,7 +158,7 @@ def receive(rt: Runtime, intake_file: dict, actor: dict | None = None) -> dict:
     """
     f = IntakeFile(**{k: intake_file[k] for k in ("agency", "dataset", "path", "name", "size")})
     folder = rt.home.intake_folder(f.agency, f.dataset, rt.config.agencies[f.agency].intake.folder)
-    path = take(Path(f.path), folder, Owner.for_actor(actor), f.size)
+    path = take(Path(f.path), folder, Owner.for_actor(actor), f.size, root=rt.home.root)
     if path is None:
         log.info("intake file %s is gone; another run took it", f.name)
         return {"status": "gone", "name": f.name}
@@ -319,7 +320,7 @@ def _deliver(rt: Runtime, accepted: dict, plan_dict: dict, actor: dict | None = 
     if is_published(rt.s3, rt.target, location):
         rt.trail.append("already-published", actor=actor, **_plan_fields(plan, extract))
         return {**result, "status": "already-published"}
-    rt.home.work.mkdir(parents=True, exist_ok=True)
+    private_folders(rt.home.work)
     work = rt.home.work / f"{plan.delivery_id}.csv.age"
     try:
         recipients = [age.parse_recipient(k) for k in plan.age_recipients]

@@ -57,5 +57,7 @@ class Home:
         return base / dataset
 
     def ensure(self) -> None:
+        from borderx.folders import private_folders
+
         for path in (self.intake, self.quarantine, self.archive, self.audit, self.state, self.work):
-            path.mkdir(parents=True, exist_ok=True)
+            private_folders(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from borderx.errors import BorderxError
+from borderx.folders import FILE_MODE, LinkedFolder, create_private, opened, private_folders, write_private
 from borderx.home import Home
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ ADVICE = (
 
 def place_beside(folder: Path, name: str, tag: str) -> Path:
     """A free path for `name` in `folder`; a second file of the same name gets the tag in its name."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folders(folder)
     # lexists: a link already in quarantine occupies its name even when it leads nowhere.
     target = folder / name
     if not os.path.lexists(target):
@@ -123,9 +124,11 @@ def quarantine(
             final = target.with_name(target.name + suffix)
             pending.append((_write_aside(final, text), final))
         moved = _move_entry(source, target)
-    except OSError as exc:
+    except (OSError, LinkedFolder) as exc:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, LinkedFolder):
+            raise QuarantineError(f"{exc}; {source.name} was not moved") from None
         raise QuarantineError(
             f"quarantine folder {folder}: {exc.strerror or type(exc).__name__}; {source.name} was not moved and "
             f"waits to be taken again", exc.errno,
@@ -164,6 +167,7 @@ def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str
     docs_page = target.with_name(target.name + ".validation.html")
     # The page holds no extract value, so a copy across file systems is harmless.
     shutil.move(docs, docs_page)
+    os.chmod(docs_page, FILE_MODE)  # it names the file's columns and failing values: as private as the file
     with contextlib.suppress(OSError):
         docs.parent.rmdir()
     return {**validation, "data_docs": str(docs_page)}
@@ -172,7 +176,7 @@ def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str
 def _write_aside(final: Path, text: str) -> Path:
     tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write_private(tmp, text)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
@@ -182,42 +186,52 @@ def _write_aside(final: Path, text: str) -> Path:
 def _move_entry(source: Path, target: Path) -> bool:
     """Moves `source` to `target` without reading through a link; False if a hard link could only be let go.
 
-    A rename keeps the inode (the bytes cannot change on the way, and it is atomic on one file system). Across
-    file systems a symbolic link is made again with the same target, and a plain file is copied to a private
+    Both folders are opened without following a link on the way (from the file system's root: the home is
+    known by its real path), so a folder swapped for a link raises LinkedFolder and nothing is moved. A rename
+    keeps the inode (the bytes cannot change on the way, and it is atomic on one file system). Across file
+    systems a symbolic link is made again with the same target, and a plain file is copied to a private
     temporary name first, so a failed copy leaves no partial plaintext. A hard link cannot cross without
     reading it: its name in intake is removed, and its content lives on under its other names.
     """
-    try:
-        os.replace(source, target)
+    with opened(source.parent, Path("/")) as src, opened(target.parent, Path("/")) as dst:
+        try:
+            os.replace(source.name, target.name, src_dir_fd=src, dst_dir_fd=dst)
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        st = os.stat(source.name, dir_fd=src, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(source.name, dir_fd=src), target.name, dir_fd=dst)
+            os.unlink(source.name, dir_fd=src)
+            return True
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            os.unlink(source.name, dir_fd=src)
+            return False
+        _copy_private(src, source.name, dst, target.name)
+        os.unlink(source.name, dir_fd=src)
         return True
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    st = source.lstat()
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(source), target)
-        os.unlink(source)
-        return True
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.unlink(source)
-        return False
-    _copy_private(source, target)
-    os.unlink(source)
-    return True
 
 
-def _copy_private(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _copy_private(src: int, name: str, dst: int, target: str) -> None:
+    tmp = f".{target}.{uuid.uuid4().hex[:8]}.part"
+    fd = create_private(tmp, dir_fd=dst)
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
+        with os.fdopen(fd, "wb") as out, os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=src),
+                                                   "rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        shutil.copystat(source, tmp)
-        os.replace(tmp, target)
+            # Kept as it came, mode and times too, as a rename within one file system would keep them.
+            st = os.fstat(source.fileno())
+            os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode))
+        os.replace(tmp, target, src_dir_fd=dst, dst_dir_fd=dst)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp, dir_fd=dst)
+        except FileNotFoundError:
+            pass
         raise
 
 

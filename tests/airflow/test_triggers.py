@@ -11,7 +11,8 @@ from pathlib import Path
 from borderx.config.loader import load_config
 from borderx.exchange import Runtime, announced_waiting, discover, receive, validate
 from borderx.intake import INFLIGHT_DIR, scan
-from borderx.airflow.triggers import IntakeFolderTrigger, IntakeWatch, watched_agencies
+from borderx.airflow.triggers import IntakeFolderTrigger
+from borderx.intake.watch import IntakeWatch, watched_agencies
 
 
 def collect(trigger: IntakeFolderTrigger, seconds: float) -> list[dict]:

@@ -174,7 +174,7 @@ def test_a_file_written_to_while_it_is_hashed_is_quarantined(demo_home, s3_endpo
     (folder / "b-next.csv").write_text(GOOD.replace(",17", ",18"))
     writer = Writer(folder / "a-growing.csv", act)
     writer.start()
-    from borderx import intake
+    from borderx.intake import entries as intake
 
     monkeypatch.setattr(intake, "HASH_BLOCK", 64)  # several reads per file, so the write lands mid-hash
     hook = _HashHook(writer)
@@ -207,7 +207,7 @@ def test_a_file_replaced_by_rename_while_hashed_is_published_once_and_its_replac
 
     writer = Writer(folder / "flows.csv", replace)
     writer.start()
-    from borderx import intake
+    from borderx.intake import entries as intake
 
     monkeypatch.setattr(intake, "HASH_BLOCK", 64)
     monkeypatch.setattr(intake, "hashlib", _HashHook(writer))
@@ -233,7 +233,7 @@ def test_a_file_renamed_after_it_was_found_is_taken_once_under_its_new_name(demo
     (folder / "b.csv").write_text(GOOD.replace(",17", ",18"))
     writer = Writer(folder / "b.csv", lambda fh: os.rename(folder / "b.csv", folder / "b-final.csv"))
     writer.start()
-    from borderx import intake
+    from borderx.intake import entries as intake
 
     monkeypatch.setattr(intake, "hashlib", _HashHook(writer))  # b.csv is renamed while a.csv is being hashed
     first = run_once(Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)

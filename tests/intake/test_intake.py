@@ -152,3 +152,17 @@ def test_a_rehash_catches_a_change_that_the_timestamps_cannot_show(tmp_path):
     check_unchanged(extract)
     with pytest.raises(ChangedWhileRead, match="no longer has the content"):
         check_unchanged(extract, rehash=True)
+
+
+def test_what_dag_files_read_comes_from_the_one_loader_and_a_broken_agency_file_is_an_error(demo_home):
+    from borderx.errors import ConfigError
+    from borderx.intake.sources.pull import pull_schedules
+    from borderx.intake.sources.s3_uploads import s3_intake_agencies
+    from borderx.intake.watch import watched_agencies
+
+    assert watched_agencies(demo_home.root) == ["BW-DIC", "ZA-DHA", "ZA-SARS"]
+    assert pull_schedules(demo_home.root) == {} and s3_intake_agencies(demo_home.root) == []
+    (demo_home.config / "agencies" / "ZA-DHA.yaml").write_text("id: ZA-DHA\nname: [unclosed\n")
+    for read in (watched_agencies, pull_schedules, s3_intake_agencies):
+        with pytest.raises(ConfigError, match="config/agencies/ZA-DHA.yaml: line 3: not valid YAML"):
+            read(demo_home.root)

@@ -15,7 +15,7 @@ import yaml
 from borderx.audit.trail import AuditTrail
 from borderx.cli import main
 from borderx.config.loader import check_config, load_config
-from borderx.intake.pull import copy_from_folder, due_agencies, pull, pull_schedules, pulled_store, waiting_in_folder
+from borderx.intake.sources.pull import copy_from_folder, due_agencies, pull, pull_schedules, pulled_store, waiting_in_folder
 from test_s3_intake import DAGS, airflow_env, run_python  # noqa: F401  (airflow_env is a fixture)
 
 FLOWS = b"period,border_point,direction\n2026-11-01,ZA-BEI,ENTRY\n"

@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from borderx.exchange import Runtime
-from borderx.intake.s3_uploads import (S3IntakeTrigger, copy_object, objects_for_keys, objects_from_events,
-                               objects_in_message, queue_name, setup_notifications, waiting_objects)
+from borderx.airflow.triggers import S3IntakeTrigger
+from borderx.intake.sources.s3_uploads import (copy_object, objects_for_keys, objects_from_events, objects_in_message,
+                                               queue_name, setup_notifications, waiting_objects)
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -166,12 +167,12 @@ def test_an_upload_reaches_the_trigger_once_and_leftovers_do_not(rt, s3, sqs, bu
 
 
 def test_the_trigger_serializes_to_itself_and_outlives_a_missing_queue(s3_home, s3, sqs, bucket, monkeypatch):
-    import borderx.intake.s3_uploads
+    import borderx.airflow.triggers
 
-    monkeypatch.setattr(borderx.intake.s3_uploads, "RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(borderx.airflow.triggers, "RETRY_SECONDS", 0.2)
     trigger = S3IntakeTrigger(home=str(s3_home.root), agency=AGENCY, poll_interval=0.1, wait_seconds=1)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "borderx.intake.s3_uploads.S3IntakeTrigger"
+    assert classpath == "borderx.airflow.triggers.S3IntakeTrigger"
     assert S3IntakeTrigger(**kwargs).serialize() == (classpath, kwargs)
 
     # No queue yet: the watch keeps trying instead of ending (an ended watch leaves the asset deaf), and

@@ -204,6 +204,22 @@ class Deleted(Event):
 
 
 @dataclass(frozen=True)
+class Refused(Event):
+    """Something in an intake or source location was not taken at all, recorded once per thing refused: a
+    folder that is a symbolic link, or a source object whose name cannot be copied in."""
+
+    TYPE = "refused"
+    reason: str
+    provider: str
+    dataset: str
+    path: str = ABSENT
+    target: str = ABSENT
+    source_uri: str = ABSENT
+    source_version: str | None = ABSENT
+    name_bytes: int = ABSENT
+
+
+@dataclass(frozen=True)
 class ConfigChanged(Event):
     """Agencies, keys, agreements or suites differ from what the last run saw."""
 
@@ -213,7 +229,7 @@ class ConfigChanged(Event):
 
 KINDS: dict[str, type[Event]] = {kind.TYPE: kind for kind in (
     CopiedIn, Received, Validated, Blocked, Quarantined, Minimised, Suppressed, Encrypted, Signed, Published,
-    AlreadyPublished, Archived, Revoked, Deleted, ConfigChanged,
+    AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged,
 )}
 EVENT_TYPES = frozenset(KINDS)
 
@@ -269,7 +285,11 @@ FIELD_DOCS = {
     "bucket": "the S3 bucket",
     "keys": "the S3 keys written or deleted",
     "deliveries": "the delivery ids made from this extract",
-    "reason": "why, in words (revoked), or what ended it (deleted: retention)",
+    "reason": "why, in words (revoked), what ended it (deleted: retention), or what was refused (refused: "
+              "linked-folder, name-too-long, ...)",
+    "path": "the refused folder, relative to the home",
+    "target": "where the refused link points (never followed)",
+    "name_bytes": "the length in bytes of a name that cannot be copied in",
     "tombstone": "the S3 key of the signed tombstone",
     "delivered_on": "the delivery's date (YYYY-MM-DD)",
     "retention_days": "the agreement's retention period in days",

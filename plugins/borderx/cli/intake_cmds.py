@@ -42,7 +42,7 @@ def cmd_setup(args) -> int:
 
     from borderx.exchange import Runtime
     from borderx.bucket.client import failure
-    from borderx.intake.s3_uploads import intake_prefixes, setup_notifications, sqs_client
+    from borderx.intake.sources.s3_uploads import intake_prefixes, setup_notifications, sqs_client
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     prefixes = intake_prefixes(rt.config)

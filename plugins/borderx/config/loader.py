@@ -112,6 +112,9 @@ def _cross_check(
 ) -> None:
     expectations = home / (settings.expectations_dir if settings else "expectations")
     for shown, ds in datasets.values():
+        if ds.id == "receipts":
+            problems.append(Problem(shown, "id", "'receipts' is reserved: receipts/ beside an agency's dataset "
+                                    "folders holds what the hub sends back"))
         if not (expectations / ds.suite).is_file():
             problems.append(Problem(shown, "suite", f"no expectation suite at {expectations / ds.suite}"))
         if ds.count_column and ds.count_column not in ds.columns:
@@ -180,6 +183,34 @@ def _check_intake_sources(home: Path, agencies: dict[str, tuple[str, Agency]], p
                 problems.append(Problem(shown, "intake.s3_prefix", f"overlaps the S3 intake prefix of {other_id}"))
 
 
+def _link_problems(home: Path) -> list[Problem]:
+    """A link on the way to an intake or pull folder. The hub refuses it and goes on with the other folders
+    (one agency must not be able to stop everyone's exchange with a link), so only `check` reports it."""
+    from borderx.folders import first_link
+    from borderx.home import Home
+
+    reported: list[Problem] = []  # a broken file is reported by the full load already
+    agencies = _load_section(home, "agencies", reported, set())
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for _, agreement in _load_section(home, "agreements", reported, set()).values():
+        for shown, agency in (agencies[p] for p in agreement.providers if p in agencies):
+            for dataset in agreement.datasets:
+                walks = [("intake.folder", Home(home).intake_folder(agency.id, dataset, agency.intake.folder))]
+                if agency.pull is not None and agency.pull.folder is not None:
+                    base = Path(agency.pull.folder)
+                    walks.append(("pull.folder", (base if base.is_absolute() else home / base) / dataset))
+                for field, folder in walks:
+                    link = first_link(home, folder)
+                    where = link.root / link.relative if link else None
+                    if link and where not in seen:
+                        seen.add(where)
+                        problems.append(Problem(shown, field,
+                                                f"{where} is a symbolic link (to {link.target}); the hub does not "
+                                                "follow links, so nothing there is taken: make it a real folder"))
+    return problems
+
+
 def _windows_overlap(a: Agreement, b: Agreement) -> bool:
     far = dt.date.max
     return a.valid_from <= (b.valid_to or far) and b.valid_from <= (a.valid_to or far)
@@ -233,8 +264,24 @@ def load_config(home: Path, *, today: dt.date | None = None) -> DeploymentConfig
     return config
 
 
+def load_sections(home: Path, *sections: str) -> dict[str, dict[str, Any]]:
+    """{section: {id: model}} of only the named folders of config/ ("agencies", "agreements", "datasets"), each
+    file checked on its own but not against the others: cheap enough for a DAG file to read when parsed.
+
+    Raises ConfigError naming every broken file, so a broken agency file shows as an error instead of
+    silently dropping that agency.
+    """
+    root = Path(home).resolve()
+    problems: list[Problem] = []
+    loaded = {s: {k: v for k, (_, v) in _load_section(root, s, problems, set()).items()} for s in sections}
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
 def check_config(home: Path, *, today: dt.date | None = None) -> list[Problem]:
-    return _load(Path(home), today or dt.date.today())[1]
+    """Every problem of the home's config, and every link on the way to its intake and pull folders."""
+    return _load(Path(home), today or dt.date.today())[1] + _link_problems(Path(home).resolve())
 
 
 def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Problem]]:

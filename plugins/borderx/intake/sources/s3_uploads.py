@@ -2,38 +2,36 @@
 object into the agency's intake folder, where the folder trigger carries it through the exchange.
 
 The bucket announces each new object to one SQS queue per agency (S3 event notifications; `setup_notifications`
-configures both). `S3IntakeTrigger` reads that queue in Airflow's triggerer and fires one asset event per
-object. Airflow's own route, `MessageQueueTrigger` with the amazon provider's `SqsSensorTrigger`, cannot run
-here: it reads SQS through aiobotocore, which is not installed, and importing it loads boto3 into every DAG
-parse. This trigger reads the queue with boto3 in a worker thread, and deletes a message only once its
-events are out, so a stopped triggerer repeats an object (harmless: copies happen once) rather than loses it.
+configures both). `S3IntakeTrigger` (borderx.airflow.triggers) reads that queue in Airflow's triggerer through
+`QueueWatch` and fires one asset event per object. Airflow's own route, `MessageQueueTrigger` with the amazon
+provider's `SqsSensorTrigger`, cannot run here: it reads SQS through aiobotocore, which is not installed, and
+importing it loads boto3 into every DAG parse. This trigger reads the queue with boto3 in a worker thread,
+and deletes a message only once its events are out, so a stopped triggerer repeats an object (harmless: copies
+happen once) rather than loses it.
 
 Copies never delete or change the agency's object; what was copied is remembered by key and ETag
-(borderx.intake.pull), so an event that comes twice, or a sweep that lists the prefix again, copies nothing more.
+(borderx.intake.sources.copy), so an event that comes twice, or a sweep that lists the prefix again, copies
+nothing more.
 
 This module is imported when DAG files are parsed: it keeps its imports light (no boto3 at import).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator
 from urllib.parse import unquote_plus
 
-from airflow.triggers.base import BaseEventTrigger, TriggerEvent
-
-from borderx.intake.pull import Copied, SourceObject, copy_from_s3, etag_of, pulled_store, waiting_in_s3
+from borderx.intake.finding import is_candidate_name, provided_datasets
+from borderx.intake.sources.copy import Copied, SourceObject, pulled_store
+from borderx.intake.sources.pull import copy_from_s3, etag_of, waiting_in_s3
 
 log = logging.getLogger(__name__)
 
-CLASSPATH = "borderx.intake.s3_uploads.S3IntakeTrigger"
 ID_PREFIX = "borderx-intake-"
-RETRY_SECONDS = 30
 
 
 def queue_name(bucket: str, agency: str) -> str:
@@ -44,20 +42,12 @@ def queue_name(bucket: str, agency: str) -> str:
 
 
 def s3_intake_agencies(home: str | os.PathLike) -> list[str]:
-    """The agencies that upload to an S3 prefix, read cheaply for DAG parsing (agencies' YAML only)."""
-    import yaml
+    """The agencies that upload to an S3 prefix, from the agencies' files only (cheap enough for DAG parsing);
+    a broken file raises ConfigError."""
+    from borderx.config.loader import load_sections
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    found = []
-    for path in sorted((Path(home) / "config" / "agencies").glob("*.y*ml")):
-        try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        intake = data.get("intake") if isinstance(data, dict) else None
-        if isinstance(intake, dict) and intake.get("s3_prefix") and isinstance(data.get("id"), str):
-            found.append(data["id"])
-    return sorted(found)
+    agencies = load_sections(Path(home), "agencies")["agencies"]
+    return sorted(a.id for a in agencies.values() if a.intake.s3_prefix)
 
 
 def intake_prefixes(config) -> dict[str, str]:
@@ -121,8 +111,6 @@ def objects_in_message(body: str, bucket: str, prefix: str) -> list[dict]:
     Test events, other events, other buckets and keys that are not PREFIX/DATASET/NAME with a complete name
     yield nothing: anyone allowed to send to the queue could put a message there.
     """
-    from borderx.intake import is_candidate_name
-
     try:
         records = json.loads(body).get("Records")
     except (ValueError, AttributeError):
@@ -174,59 +162,12 @@ class QueueWatch:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
 
 
-class S3IntakeTrigger(BaseEventTrigger):
-    """Fires one event per object uploaded under an agency's S3 intake prefix, read from its SQS queue.
-
-    Payload: {"agency", "bucket", "key", "etag", "size"}; it reaches the run as
-    triggering_asset_events[asset][i].extra["payload"].
-    """
-
-    def __init__(self, home: str, agency: str, poll_interval: float = 2.0, wait_seconds: int = 10):
-        super().__init__()
-        self.home = str(home)
-        self.agency = agency
-        self.poll_interval = float(poll_interval)
-        self.wait_seconds = int(wait_seconds)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"home": self.home, "agency": self.agency, "poll_interval": self.poll_interval,
-                           "wait_seconds": self.wait_seconds}
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        watch = None
-        while True:
-            try:
-                if watch is None:
-                    watch = await asyncio.to_thread(QueueWatch, self.home, self.agency, self.wait_seconds)
-                messages = await asyncio.to_thread(watch.poll)
-            except Exception as exc:
-                # A queue or config that is not there yet must not end the watch: the asset would go deaf.
-                log.warning("S3 intake queue of %s cannot be read (%s); trying again in %d s", self.agency,
-                            exc.__class__.__name__, RETRY_SECONDS)
-                watch = None
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            for receipt, payloads in messages:
-                for payload in payloads:
-                    yield TriggerEvent(payload)
-                try:
-                    await asyncio.to_thread(watch.done, receipt)
-                except Exception as exc:
-                    # The message comes back after its visibility timeout; the copy store makes that harmless.
-                    log.warning("S3 intake queue of %s: a message could not be deleted (%s)", self.agency,
-                                exc.__class__.__name__)
-            if not messages:
-                await asyncio.sleep(self.poll_interval)
-
-
 # -- what the DAG's tasks call ----------------------------------------------------------------------------------
 
 
 def _placed(config, ref: dict) -> SourceObject | None:
     """The source object an event or a given key names, if it lies in some agency's intake prefix of the hub's
     bucket and names a dataset the agency provides; None otherwise."""
-    from borderx.intake import is_candidate_name, provided_datasets
-
     provided = provided_datasets(config)
     for agency, prefix in intake_prefixes(config).items():
         if not ref["key"].startswith(prefix):
@@ -267,8 +208,6 @@ def objects_from_events(rt, payloads: list[dict]) -> list[dict]:
 
 def waiting_objects(rt) -> list[dict]:
     """Everything under the S3 intake prefixes not copied before: the sweep behind lost notifications."""
-    from borderx.intake import provided_datasets
-
     store = pulled_store(rt.home)
     provided = provided_datasets(rt.config)
     found = []
