@@ -7,7 +7,7 @@ type, and nowhere else: `is_transient` answers for the Airflow tasks and for `bo
 from __future__ import annotations
 
 import errno
-from pathlib import Path
+from pathlib import Path, PurePath
 
 
 class BorderxError(Exception):
@@ -62,6 +62,17 @@ class ChangedWhileRead(IntakeError):
     """The file was written to, truncated or replaced while the hub read it, or between two of its reads."""
 
     rule = "changed-while-read"
+
+
+class LinkedFolder(IntakeError):
+    """A folder on a path the hub walks is a symbolic link: refused, and nothing under it is read."""
+
+    def __init__(self, root: Path, relative: PurePath, target: str):
+        self.root = Path(root)
+        self.relative = PurePath(relative)
+        self.target = target
+        super().__init__(f"{self.root / self.relative}: a symbolic link (to {target}), not a folder; "
+                         "the hub does not follow links")
 
 
 # -- validation -----------------------------------------------------------------------------------------------

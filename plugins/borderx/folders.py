@@ -20,22 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import Iterator
 
-from borderx.errors import IntakeError
+from borderx.errors import LinkedFolder
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-
-
-class LinkedFolder(IntakeError):
-    """A folder on a path the hub walks is a symbolic link: refused, and nothing under it is read."""
-
-    def __init__(self, root: Path, relative: PurePath, target: str):
-        self.root = Path(root)
-        self.relative = PurePath(relative)
-        self.target = target
-        super().__init__(f"{self.root / self.relative}: a symbolic link (to {target}), not a folder; "
-                         "the hub does not follow links")
 
 
 def walk_of(root: Path, folder: Path) -> tuple[Path, tuple[str, ...]]:

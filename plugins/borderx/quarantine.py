@@ -15,19 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from borderx.errors import BorderxError
+from borderx.errors import QuarantineError
 from borderx.folders import FILE_MODE, LinkedFolder, create_private, opened, private_folders, write_private
 from borderx.home import Home
 
 log = logging.getLogger(__name__)
-
-
-class QuarantineError(BorderxError):
-    """The quarantine folder could not take a file (full, read-only...); the file stays where it was."""
-
-    def __init__(self, message: str, errno_: int | None = None):
-        super().__init__(message)
-        self.errno = errno_
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from borderx.bucket.deliveries import TOMBSTONE_FILES, Delivery, list_deliveries
 from borderx.delivery.manifest import MANIFEST_FILE, SIGNATURE_FILE
+from borderx.audit.events import Deleted
 
 if TYPE_CHECKING:
     from borderx.config.models import DeploymentConfig
@@ -87,11 +88,11 @@ def apply_retention(rt: Runtime, *, today: dt.date | None = None, actor: dict | 
     for delivery in expired:
         retention_days = rt.config.agreements[delivery.agreement].retention_days
         keys = delete_delivery(rt.s3, rt.target.bucket, delivery)
-        rt.trail.append(
-            "deleted", actor=actor, reason="retention", delivery_id=delivery.delivery_id,
-            agreement=delivery.agreement, recipient=delivery.recipient, dataset=delivery.dataset,
-            delivered_on=delivery.date, retention_days=retention_days, bucket=rt.target.bucket, keys=keys,
-        )
+        rt.trail.record(Deleted(
+            reason="retention", delivery_id=delivery.delivery_id, agreement=delivery.agreement,
+            recipient=delivery.recipient, dataset=delivery.dataset, delivered_on=delivery.date,
+            retention_days=retention_days, bucket=rt.target.bucket, keys=keys,
+        ), actor=actor)
         summary.deleted.append({"delivery_id": delivery.delivery_id, "agreement": delivery.agreement,
                                 "recipient": delivery.recipient, "dataset": delivery.dataset,
                                 "delivered_on": delivery.date, "keys": keys})

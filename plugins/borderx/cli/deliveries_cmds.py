@@ -78,6 +78,7 @@ def cmd_deliveries_list(args) -> int:
 
 
 def cmd_deliveries_revoke(args) -> int:
+    from borderx.audit.events import Revoked
     from borderx.bucket.deliveries import find, read_tombstone, revoke
     from borderx.crypto import sshsig
     from borderx.errors import BucketObjectError
@@ -96,9 +97,9 @@ def cmd_deliveries_revoke(args) -> int:
             return EXIT_OK
     tombstone = revoke(rt.s3, rt.target.bucket, delivery, reason=args.reason, signing_key=rt.signing_key,
                        hub_fingerprint=rt.hub_fingerprint, now=rt.clock())
-    rt.trail.append("revoked", delivery_id=delivery.delivery_id, agreement=delivery.agreement,
-                    recipient=delivery.recipient, dataset=delivery.dataset, reason=args.reason,
-                    tombstone=delivery.prefix + "tombstone.json")
+    rt.trail.record(Revoked(delivery_id=delivery.delivery_id, agreement=delivery.agreement,
+                            recipient=delivery.recipient, dataset=delivery.dataset, reason=args.reason,
+                            tombstone=delivery.prefix + "tombstone.json"))
     from borderx.exchange import close_segment
 
     close_segment(rt)

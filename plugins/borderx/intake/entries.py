@@ -10,7 +10,7 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from borderx.errors import IntakeError
+from borderx.errors import ChangedWhileRead, UnsafeEntry
 from borderx.folders import opened
 
 HASH_BLOCK = 1 << 20
@@ -47,27 +47,6 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
-
-
-class UnsafeEntry(IntakeError):
-    """An intake entry that is not a plain file of its own: a symbolic link, a hard link, a pipe or a device.
-
-    Reading it would read something the agency did not drop here (a link's target, or a file that lives on
-    under another name), so it is quarantined as it is and never opened. `details` says what it is, for the
-    report: the link's target as written in the link (never resolved), or the inode a hard link shares.
-    """
-
-    def __init__(self, path: Path, rule: str, message: str, details: dict):
-        super().__init__(f"{path.name}: {message}")
-        self.rule = rule
-        self.message = message
-        self.details = details
-
-
-class ChangedWhileRead(IntakeError):
-    """The file was written to, truncated or replaced while the hub read it, or between two of its reads."""
-
-    rule = "changed-while-read"
 
 
 def fingerprint(st: os.stat_result) -> tuple[int, ...]:

@@ -25,6 +25,7 @@ from borderx.folders import LinkedFolder, create_private, opened, private_folder
 from borderx.home import Home
 from borderx.intake.refusals import record_once, refuse_linked_folder
 from borderx.intake.watch import AnnouncedStore
+from borderx.audit.events import CopiedIn
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,9 @@ def copy_in(home: Home, folder: Path, obj: SourceObject, write: Callable[[Binary
         store.add(*obj.identity)
         target = folder / obj.name
         # Where an extract came from is part of what an auditor reviews; its content is hashed on receipt.
-        AuditTrail(home.audit).append("copied-in", actor=COPY_ACTOR, provider=obj.agency, dataset=obj.dataset,
-                                      source_name=obj.name, source_uri=obj.uri, source_version=obj.version,
-                                      size=obj.size, file=str(target))
+        AuditTrail(home.audit).record(CopiedIn(provider=obj.agency, dataset=obj.dataset, source_name=obj.name,
+                                               source_uri=obj.uri, source_version=obj.version, size=obj.size,
+                                               file=str(target)), actor=COPY_ACTOR)
         log.info("copied %s into intake as %s", obj.uri, target)
         return Copied("copied", obj.name, obj.uri, str(target))
 
