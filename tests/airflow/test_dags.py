@@ -134,7 +134,8 @@ def test_dag_test_runs_one_exchange_per_file_and_recipient(airflow_env, demo_hom
 def test_dag_test_of_the_sweep_retention_and_daily_checks(airflow_env, demo_home, s3_endpoint, bucket, s3):
     """The sweep takes what waits and what a failed run left taken; quarantine-only runs still close;
     retention and daily checks run, and the checks fail on a broken config."""
-    from borderx.exchange import Runtime, receive
+    from borderx.airflow.tasks import receive
+    from borderx.exchange import Runtime
 
     bad = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*.csv")
                  if any(tag in p.name for tag in ("resent", "_v2", "_draft")))
@@ -282,13 +283,13 @@ def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_h
     assert list(demo_home.intake.rglob("*.part")), "the half-transferred sample is left alone"
 
 
-def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, monkeypatch):
-    import importlib.util
-
+def test_transient_failures_are_retried_and_permanent_ones_are_not(monkeypatch):
     from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
     import borderx.exchange as exchange
     from borderx.errors import PublishError
+    from borderx.exchange import stages
+    from borderx.policy import DeliveryPlan
 
     def client_error(status: int, code: str) -> ClientError:
         return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
@@ -317,18 +318,17 @@ def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, mo
     def failing(*args):
         raise next(failures)
 
-    monkeypatch.setattr(exchange, "_deliver", failing)
+    monkeypatch.setattr(stages, "_deliver", failing)
+    plan = DeliveryPlan("d1", "DSA-1", "ZA-SARS", "ZA-DHA", "traveller_flows", ["period"], 1, None, [])
     with pytest.raises(exchange.TransientError):
-        exchange.deliver(None, {}, {"delivery_id": "d1"})
+        stages.deliver(None, None, plan)
     with pytest.raises(PublishError) as permanent:
-        exchange.deliver(None, {}, {"delivery_id": "d1"})
+        stages.deliver(None, None, plan)
     assert not isinstance(permanent.value, exchange.TransientError)
 
-    monkeypatch.setenv("BORDERX_HOME", str(demo_home.root))
-    spec = importlib.util.spec_from_file_location("borderx_exchange_dag", DAGS / "borderx_exchange.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     from airflow.sdk.exceptions import AirflowFailException
+
+    from borderx.airflow.tasks import classified
 
     def raising(exc):
         def call():
@@ -336,8 +336,8 @@ def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, mo
         return call
 
     with pytest.raises(exchange.TransientError):
-        module._classified(raising(exchange.TransientError("bucket unreachable")))
+        classified(raising(exchange.TransientError("bucket unreachable")))
     with pytest.raises(OSError):
-        module._classified(raising(OSError("disk hiccup")))  # unknown: Airflow's retries apply
+        classified(raising(OSError("disk hiccup")))  # unknown: Airflow's retries apply
     with pytest.raises(AirflowFailException):
-        module._classified(raising(as_publish_error(client_error(403, "AccessDenied"))))
+        classified(raising(as_publish_error(client_error(403, "AccessDenied"))))

@@ -273,16 +273,16 @@ def test_a_file_appended_to_during_encryption_is_not_published(demo_home, s3_end
     (folder / "b-next.csv").write_text(GOOD.replace(",17", ",18"))
     writer = Writer(folder / "a-growing.csv", _append)
     writer.start()
-    from borderx import exchange
+    from borderx.delivery import seal
 
-    real = exchange.minimise
+    real = seal.minimise
 
     def minimise_then_write(path, *args, **kwargs):
         cut = real(path, *args, **kwargs)
         writer.now()  # the ciphertext is made from what was hashed, but the file no longer is that
         return cut
 
-    monkeypatch.setattr(exchange, "minimise", minimise_then_write)
+    monkeypatch.setattr(seal, "minimise", minimise_then_write)
     rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket)
     summary = run_once(rt, settle_seconds=0)
     assert [q["name"] for q in summary.quarantined] == ["a-growing.csv"]
