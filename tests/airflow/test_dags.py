@@ -66,6 +66,52 @@ def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home
     }
 
 
+def _decorator_names(fn) -> set[str]:
+    import ast
+
+    names = set()
+    for decorator in fn.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        names.add(target.attr if isinstance(target, ast.Attribute) else target.id)
+    return names
+
+
+def test_dag_files_only_declare_dags_and_tasks_that_call_the_package():
+    import ast
+
+    for path in sorted(DAGS.glob("*.py")):
+        source = path.read_text()
+        assert len(source.splitlines()) < 120, f"{path.name} has {len(source.splitlines())} lines"
+        for fn in [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            kinds = _decorator_names(fn)
+            assert kinds & {"task", "dag"}, f"{path.name}: {fn.name} is neither a DAG nor a task"
+            if "task" in kinds:
+                body = [n for n in fn.body if not isinstance(n, ast.Expr) or not isinstance(n.value, ast.Constant)]
+                assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call), \
+                    f"{path.name}: task {fn.name} does more than return one call"
+
+
+def test_a_broken_agency_file_is_an_import_error_of_the_dags_that_schedule_on_agencies(airflow_env, demo_home):
+    (demo_home.config / "agencies" / "ZA-SARS.yaml").write_text("id: ZA-SARS\nintake: [unclosed\n")
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
+    done = _python(
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(DAGS)!r})
+        print(json.dumps({{"errors": {{k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}},
+                          "dags": sorted(bag.dag_ids)}}))
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(parsed["errors"]) == ["borderx_exchange.py", "borderx_pull.py", "borderx_s3_intake.py"]
+    for error in parsed["errors"].values():
+        assert "config/agencies/ZA-SARS.yaml" in error and "not valid YAML" in error
+    assert parsed["dags"] == ["borderx_audit_anchor", "borderx_daily_checks", "borderx_retention"]
+
+
 def test_the_exchange_runs_on_one_watched_asset_per_agency(airflow_env, demo_home):
     env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
     done = _python(
