@@ -9,7 +9,7 @@ finish -> Finished
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from borderx.intake import Extract, IntakeFile
 from borderx.policy import DeliveryPlan
@@ -180,7 +180,6 @@ class Exchanged:
         return cls(Accepted.from_dict(data), tuple(DeliveryResult.from_dict(r) for r in data["results"]))
 
 
-Outcome = Union[Received, Accepted, Quarantined, Gone]
 _BY_STATUS = {t.status: t for t in (Received, Accepted, Quarantined, Gone, Exchanged)}
 
 
