@@ -4,7 +4,7 @@ BORDERX_ANCHOR_SCHEDULE says otherwise), but only when events were added since t
 Runs sign their own head when they end; this covers what happens between them (a config change, a run
 that died before its end), so no event stays unanchored for longer than one interval. A trail whose
 chain is broken, or that no longer fits the newest head, is never signed: the task fails, and Airflow
-alerts. The logic lives in borderx.audit.anchors.close_if_new.
+alerts. The logic lives in borderx.audit.anchors.close_if_new, the task body in borderx.airflow.tasks.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
+
+from borderx.airflow import tasks
 
 SCHEDULE = os.environ.get("BORDERX_ANCHOR_SCHEDULE") or "@hourly"
 
@@ -33,20 +34,7 @@ SCHEDULE = os.environ.get("BORDERX_ANCHOR_SCHEDULE") or "@hourly"
 def borderx_audit_anchor():
     @task(execution_timeout=timedelta(minutes=15))
     def sign_head() -> dict:
-        from borderx.audit.anchors import close_if_new
-        from borderx.errors import AuditError
-        from borderx.exchange import Runtime
-        from borderx.bucket.publish import ensure_bucket
-
-        rt = Runtime.open()
-        ensure_bucket(rt.s3, rt.target.bucket)
-        try:
-            closing = close_if_new(rt.trail, rt.signing_key, rt.hub_fingerprint,
-                                   rt.config.settings.hub.signing_public_key, rt.s3, rt.target.bucket)
-        except AuditError as exc:
-            # Retrying cannot mend a rewritten trail; an operator must look.
-            raise AirflowFailException(str(exc)) from exc
-        return closing.to_dict()
+        return tasks.sign_head()
 
     sign_head()
 

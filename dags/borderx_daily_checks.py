@@ -4,14 +4,12 @@ The logic lives in borderx.health."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
 
-log = logging.getLogger(__name__)
+from borderx.airflow import tasks
 
 
 @dag(
@@ -26,18 +24,7 @@ log = logging.getLogger(__name__)
 def borderx_daily_checks():
     @task(retries=0, execution_timeout=timedelta(minutes=10))
     def check_home() -> dict:
-        from borderx.health import daily_checks
-        from borderx.home import Home
-
-        report = daily_checks(Home.resolve().root)
-        for warning in report.warnings:
-            log.warning("%s", warning)
-        if not report.ok:
-            for error in report.errors:
-                log.error("%s", error)
-            raise AirflowFailException(f"config is broken: {len(report.errors)} problem(s): "
-                                       + "; ".join(str(e) for e in report.errors[:20]))
-        return report.to_dict()
+        return tasks.check_home()
 
     check_home()
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import dag, task
+
+from borderx.airflow import tasks
 
 
 @dag(
@@ -23,12 +25,7 @@ from airflow.sdk import dag, get_current_context, task
 def borderx_retention():
     @task(execution_timeout=timedelta(hours=1))
     def apply_retention() -> dict:
-        from borderx.exchange import Runtime
-        from borderx.bucket.retention import apply_retention as apply
-
-        ti = get_current_context()["ti"]
-        actor = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
-        return apply(Runtime.open(), actor=actor).to_dict()
+        return tasks.apply_retention()
 
     apply_retention()
 

@@ -226,3 +226,14 @@ def is_permanent(exc: BaseException) -> bool:
     """Whether trying again cannot help: a BorderxError that is not transient, or a mistake in what was
     handed over (a missing key, a wrong type or value). Anything else is unknown and left to the retries."""
     return not is_transient(exc) and isinstance(exc, (BorderxError, LookupError, TypeError, ValueError))
+
+
+def is_no_space(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what it was raised from, is the file system saying it is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -66,6 +66,52 @@ def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home
     }
 
 
+def _decorator_names(fn) -> set[str]:
+    import ast
+
+    names = set()
+    for decorator in fn.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        names.add(target.attr if isinstance(target, ast.Attribute) else target.id)
+    return names
+
+
+def test_dag_files_only_declare_dags_and_tasks_that_call_the_package():
+    import ast
+
+    for path in sorted(DAGS.glob("*.py")):
+        source = path.read_text()
+        assert len(source.splitlines()) < 120, f"{path.name} has {len(source.splitlines())} lines"
+        for fn in [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            kinds = _decorator_names(fn)
+            assert kinds & {"task", "dag"}, f"{path.name}: {fn.name} is neither a DAG nor a task"
+            if "task" in kinds:
+                body = [n for n in fn.body if not isinstance(n, ast.Expr) or not isinstance(n.value, ast.Constant)]
+                assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Call), \
+                    f"{path.name}: task {fn.name} does more than return one call"
+
+
+def test_a_broken_agency_file_is_an_import_error_of_the_dags_that_schedule_on_agencies(airflow_env, demo_home):
+    (demo_home.config / "agencies" / "ZA-SARS.yaml").write_text("id: ZA-SARS\nintake: [unclosed\n")
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
+    done = _python(
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(DAGS)!r})
+        print(json.dumps({{"errors": {{k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}},
+                          "dags": sorted(bag.dag_ids)}}))
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sorted(parsed["errors"]) == ["borderx_exchange.py", "borderx_pull.py", "borderx_s3_intake.py"]
+    for error in parsed["errors"].values():
+        assert "config/agencies/ZA-SARS.yaml" in error and "not valid YAML" in error
+    assert parsed["dags"] == ["borderx_audit_anchor", "borderx_daily_checks", "borderx_retention"]
+
+
 def test_the_exchange_runs_on_one_watched_asset_per_agency(airflow_env, demo_home):
     env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
     done = _python(
@@ -134,7 +180,8 @@ def test_dag_test_runs_one_exchange_per_file_and_recipient(airflow_env, demo_hom
 def test_dag_test_of_the_sweep_retention_and_daily_checks(airflow_env, demo_home, s3_endpoint, bucket, s3):
     """The sweep takes what waits and what a failed run left taken; quarantine-only runs still close;
     retention and daily checks run, and the checks fail on a broken config."""
-    from borderx.exchange import Runtime, receive
+    from borderx.airflow.tasks import receive
+    from borderx.exchange import Runtime
 
     bad = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*.csv")
                  if any(tag in p.name for tag in ("resent", "_v2", "_draft")))
@@ -282,13 +329,13 @@ def test_end_to_end_files_dropped_are_published_exactly_once(airflow_env, demo_h
     assert list(demo_home.intake.rglob("*.part")), "the half-transferred sample is left alone"
 
 
-def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, monkeypatch):
-    import importlib.util
-
+def test_transient_failures_are_retried_and_permanent_ones_are_not(monkeypatch):
     from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
     import borderx.exchange as exchange
     from borderx.errors import PublishError
+    from borderx.exchange import stages
+    from borderx.policy import DeliveryPlan
 
     def client_error(status: int, code: str) -> ClientError:
         return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
@@ -317,18 +364,17 @@ def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, mo
     def failing(*args):
         raise next(failures)
 
-    monkeypatch.setattr(exchange, "_deliver", failing)
+    monkeypatch.setattr(stages, "_deliver", failing)
+    plan = DeliveryPlan("d1", "DSA-1", "ZA-SARS", "ZA-DHA", "traveller_flows", ["period"], 1, None, [])
     with pytest.raises(exchange.TransientError):
-        exchange.deliver(None, {}, {"delivery_id": "d1"})
+        stages.deliver(None, None, plan)
     with pytest.raises(PublishError) as permanent:
-        exchange.deliver(None, {}, {"delivery_id": "d1"})
+        stages.deliver(None, None, plan)
     assert not isinstance(permanent.value, exchange.TransientError)
 
-    monkeypatch.setenv("BORDERX_HOME", str(demo_home.root))
-    spec = importlib.util.spec_from_file_location("borderx_exchange_dag", DAGS / "borderx_exchange.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     from airflow.sdk.exceptions import AirflowFailException
+
+    from borderx.airflow.tasks import classified
 
     def raising(exc):
         def call():
@@ -336,8 +382,8 @@ def test_transient_failures_are_retried_and_permanent_ones_are_not(demo_home, mo
         return call
 
     with pytest.raises(exchange.TransientError):
-        module._classified(raising(exchange.TransientError("bucket unreachable")))
+        classified(raising(exchange.TransientError("bucket unreachable")))
     with pytest.raises(OSError):
-        module._classified(raising(OSError("disk hiccup")))  # unknown: Airflow's retries apply
+        classified(raising(OSError("disk hiccup")))  # unknown: Airflow's retries apply
     with pytest.raises(AirflowFailException):
-        module._classified(raising(as_publish_error(client_error(403, "AccessDenied"))))
+        classified(raising(as_publish_error(client_error(403, "AccessDenied"))))

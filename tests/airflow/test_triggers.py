@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from borderx.config.loader import load_config
-from borderx.exchange import Runtime, announced_waiting, discover, receive, validate
+from borderx.airflow.tasks import announced_waiting, discover, receive, validate
+from borderx.exchange import Runtime
 from borderx.intake import INFLIGHT_DIR, scan
 from borderx.airflow.triggers import IntakeFolderTrigger
 from borderx.intake.watch import IntakeWatch, watched_agencies
@@ -281,7 +282,7 @@ def test_the_sweep_adopts_files_of_runs_that_are_over_and_leaves_live_ones(runti
 
 
 def test_a_file_taken_by_the_event_run_is_not_quarantined_by_a_sweep_that_listed_it(runtime, s3_endpoint, bucket):
-    from borderx.exchange import deliver, finish
+    from borderx.airflow.tasks import deliver, finish
     from borderx.bucket.publish import ensure_bucket
 
     ensure_bucket(runtime.s3, bucket)
@@ -343,8 +344,7 @@ def test_an_event_is_trusted_only_for_a_file_directly_in_its_agencys_intake_fold
 
 
 def test_a_pass_that_failed_part_way_is_finished_by_the_next_pass_of_the_same_process(runtime, monkeypatch):
-    import borderx.exchange as exchange
-    from borderx.exchange import run_once
+    from borderx.exchange import run_once, stages as exchange
 
     real = exchange.validate
     calls = []
@@ -373,20 +373,13 @@ def test_a_one_task_pass_cut_short_hands_its_files_to_the_mapped_stages_without_
     """The exchange DAG does a few small files in its first task; a transient failure part-way hands the
     file it was on, as far as it got, and those after it to the mapped stages, which finish them: each
     delivery is published once."""
-    import importlib.util
     import json
 
-    import borderx.exchange as exchange
-    from borderx.exchange import deliver, finish, receive, validate
+    from borderx.airflow.tasks import deliver, exchange_here, finish
     from borderx.bucket.publish import ensure_bucket
+    from borderx.exchange import TransientError, stages as exchange
 
-    monkeypatch.setenv("BORDERX_HOME", str(runtime.home.root))
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "borderx_exchange.py"
-    spec = importlib.util.spec_from_file_location("borderx_exchange_one_task", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     actor = {"dag_id": "borderx_exchange", "run_id": "asset_triggered__one", "task_id": "intake", "map_index": -1}
-    monkeypatch.setattr(module, "_actor", lambda: actor)
 
     waiting = discover(runtime, settle_seconds=0)
     first = next(f for f in waiting if f["agency"] == "ZA-DHA" and "resent" not in f["name"])
@@ -398,11 +391,11 @@ def test_a_one_task_pass_cut_short_hands_its_files_to_the_mapped_stages_without_
     def fourth_fails(*args):
         calls.append(1)
         if len(calls) == 4:  # the second delivery of the second file
-            raise exchange.TransientError("bucket unreachable")
+            raise TransientError("bucket unreachable")
         return real(*args)
 
     monkeypatch.setattr(exchange, "deliver", fourth_fails)
-    assert module._exchange_here(runtime, [first, cut, after]) == [cut, after]
+    assert exchange_here(runtime, [first, cut, after], actor) == [cut, after]
     monkeypatch.setattr(exchange, "deliver", real)
     assert len(list(runtime.home.archive.rglob(first["name"]))) == 1, "the first file was done in the one task"
     assert not Path(cut["path"]).exists(), "the file it was on stays taken by the run"
@@ -430,33 +423,26 @@ def test_a_one_task_pass_cut_short_hands_its_files_to_the_mapped_stages_without_
 
 
 def test_a_one_task_pass_finishes_the_others_then_fails_for_a_permanent_failure(runtime, monkeypatch):
-    import importlib.util
-
     import pytest
     from airflow.sdk.exceptions import AirflowFailException
 
-    import borderx.exchange as exchange
+    from borderx.airflow.tasks import exchange_here
     from borderx.errors import PublishError
+    from borderx.exchange import stages as exchange
 
-    monkeypatch.setenv("BORDERX_HOME", str(runtime.home.root))
-    dag_file = Path(__file__).resolve().parents[2] / "dags" / "borderx_exchange.py"
-    spec = importlib.util.spec_from_file_location("borderx_exchange_one_task_fail", dag_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "_actor", lambda: {"dag_id": "borderx_exchange", "run_id": "r", "task_id": "intake",
-                                                   "map_index": -1})
+    actor = {"dag_id": "borderx_exchange", "run_id": "r", "task_id": "intake", "map_index": -1}
     waiting = discover(runtime, settle_seconds=0)
     refused = next(f for f in waiting if f["agency"] == "ZA-DHA" and "resent" not in f["name"])
     fine = next(f for f in waiting if f["agency"] == "BW-DIC" and "_v2" not in f["name"])
     real = exchange.deliver
 
     def refuse_za(rt, accepted, plan, actor=None):
-        if accepted["extract"]["agency"] == "ZA-DHA":
+        if accepted.extract.agency == "ZA-DHA":
             raise PublishError("s3://bucket/key: AccessDenied")
         return real(rt, accepted, plan, actor)
 
     monkeypatch.setattr(exchange, "deliver", refuse_za)
     with pytest.raises(AirflowFailException, match=refused["name"]):
-        module._exchange_here(runtime, [refused, fine])
+        exchange_here(runtime, [refused, fine], actor)
     assert len(list(runtime.home.archive.rglob(fine["name"]))) == 1
     assert not list(runtime.home.archive.rglob(refused["name"]))

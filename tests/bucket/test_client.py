@@ -7,7 +7,7 @@ import sys
 
 from borderx.bucket.client import Target
 from borderx.config.models import S3Settings
-from borderx.intake.s3_uploads import sqs_client
+from borderx.intake.sources.s3_uploads import sqs_client
 
 
 def test_s3_and_sqs_clients_wait_and_retry_alike(monkeypatch):

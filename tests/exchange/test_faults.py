@@ -267,28 +267,48 @@ def test_a_file_appended_to_during_validation_is_quarantined(demo_home, s3_endpo
     assert rt.trail.verify()[1] is None
 
 
-def test_a_file_appended_to_during_encryption_is_not_published(demo_home, s3_endpoint, bucket, s3, monkeypatch):
+def _by_run_once(rt) -> list[str]:
+    return [q["name"] for q in run_once(rt, settle_seconds=0).quarantined]
+
+
+def _by_the_mapped_airflow_stages(rt) -> list[str]:
+    """The sweep's tasks, in the order the DAG runs them, each given what the one before returned as an XCom."""
+    from borderx.airflow import tasks
+
+    actor = {"dag_id": "borderx_sweep", "run_id": "scheduled__1", "task_id": "receive", "map_index": 0}
+    validated = [tasks.validate(rt, tasks.receive(rt, f, actor), actor) for f in tasks.discover(rt, settle_seconds=0)]
+    delivered = [tasks.deliver_job(rt, job, {**actor, "task_id": "deliver"}) for job in tasks.delivery_jobs(validated)]
+    tasks.archive(rt, validated, delivered, {**actor, "task_id": "archive", "map_index": -1})
+    return [d["quarantined"]["name"] for d in delivered if d.get("quarantined")]
+
+
+@pytest.mark.parametrize("exchange", [_by_run_once, _by_the_mapped_airflow_stages])
+def test_a_file_appended_to_during_encryption_is_not_published(demo_home, s3_endpoint, bucket, s3, monkeypatch,
+                                                               exchange):
     folder = _fresh(demo_home)
     (folder / "a-growing.csv").write_text(GOOD)
     (folder / "b-next.csv").write_text(GOOD.replace(",17", ",18"))
     writer = Writer(folder / "a-growing.csv", _append)
     writer.start()
-    from borderx import exchange
+    from borderx.delivery import seal
 
-    real = exchange.minimise
+    real = seal.minimise
 
     def minimise_then_write(path, *args, **kwargs):
         cut = real(path, *args, **kwargs)
         writer.now()  # the ciphertext is made from what was hashed, but the file no longer is that
         return cut
 
-    monkeypatch.setattr(exchange, "minimise", minimise_then_write)
+    monkeypatch.setattr(seal, "minimise", minimise_then_write)
     rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket)
-    summary = run_once(rt, settle_seconds=0)
-    assert [q["name"] for q in summary.quarantined] == ["a-growing.csv"]
+    assert exchange(rt) == ["a-growing.csv"]
     _assert_changed_file_quarantined(demo_home, "a-growing.csv", (GOOD + MORE).encode())
     assert _published(s3, bucket) == ["b-next.csv", "b-next.csv"], "not one recipient got the changed file"
     assert not list(demo_home.work.iterdir()), "its ciphertext was removed"
+    assert [p.name for p in demo_home.archive.rglob("*.csv")] == ["b-next.csv"]
+    events = [e for e in rt.trail.events() if e["details"].get("source_name") == "a-growing.csv"]
+    assert [e["type"] for e in events].count("quarantined") == 1
+    assert "archived" not in [e["type"] for e in events]
     assert rt.trail.verify()[1] is None
 
 

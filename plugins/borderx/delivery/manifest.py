@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from borderx import __version__
+from borderx.delivery.layout import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 
 MANIFEST_VERSION = "1"
 NAMESPACE = "borderx-manifest"
-DATA_FILE = "data.csv.age"
-MANIFEST_FILE = "manifest.json"
-SIGNATURE_FILE = "manifest.json.sig"
-
-
-@dataclass(frozen=True)
-class DeliveryLocation:
-    agreement: str
-    recipient: str
-    dataset: str
-    date: str  # YYYY-MM-DD
-    delivery_id: str
-
-    @property
-    def prefix(self) -> str:
-        yyyy, mm, dd = self.date.split("-")
-        return f"deliveries/{self.agreement}/{self.recipient}/{self.dataset}/{yyyy}/{mm}/{dd}/{self.delivery_id}/"
-
-    def key(self, name: str) -> str:
-        return self.prefix + name
+__all__ = ["DATA_FILE", "MANIFEST_FILE", "SIGNATURE_FILE", "DeliveryLocation", "MANIFEST_VERSION", "NAMESPACE",
+           "build_manifest", "encode"]
 
 
 def build_manifest(
