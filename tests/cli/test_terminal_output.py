@@ -97,8 +97,6 @@ def test_audit_report_table_shows_a_hostile_name_as_text(tmp_path, s3_endpoint, 
     _assert_shown_as_text(screen, terminal)
 
 
-@pytest.mark.xfail(strict=True, reason="cli/summary.py and cli/run_cmds.py print intake names without "
-                   "borderx.text.printable; this marker goes when they call it")
 def test_run_summary_shows_a_hostile_name_as_text(tmp_path, s3_endpoint, bucket, terminal):
     home = _hostile_home(tmp_path / "home")
     screen = terminal.run([sys.executable, "-m", "borderx.cli", "run", "--once", "--home", str(home),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args
+from borderx.text import printable
 
 
 def register(sub) -> None:
@@ -33,7 +34,7 @@ def cmd_run(args) -> int:
     from borderx.cli.summary import print_run_summary
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
-    summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(line, file=sys.stderr))
+    summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(printable(line), file=sys.stderr))
     print_run_summary(rt, summary)
     return EXIT_OK if summary.ok else EXIT_FAILED
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from borderx.exchange import RunSummary, Runtime
+from borderx.text import printable
 
 
 def print_run_summary(rt: Runtime, summary: RunSummary, out=None) -> None:
     import sys
 
     out = out or sys.stdout
-    w = lambda line="": print(line, file=out)  # noqa: E731
+    w = lambda line="": print(printable(line), file=out)  # noqa: E731
     w(f"{summary.files} file(s) found in {rt.home.intake}")
     w(f"published: {len(summary.published)} delivery(ies) to s3://{rt.target.bucket}"
       + (f" at {rt.target.endpoint_url}" if rt.target.endpoint_url else ""))
