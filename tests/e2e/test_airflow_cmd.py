@@ -117,7 +117,10 @@ def test_borderx_airflow_publishes_a_dropped_file_and_ctrl_c_stops_everything(tm
                           and _signed_for(s3, "borderx-demo", sha256), proc, out,
                           time.monotonic() + PUBLISH_DEADLINE, seen)
         assert {m["recipient"] for m in manifests} == {"NA-MHAISS", "ZA-SARS"}
-        assert all(m["airflow"]["dag_id"] == "borderx_exchange" for m in manifests)
+        # The event-driven run and the sweep (unpaused at start, so it runs at once) are both correct ways in;
+        # which one takes the file first is a race the test must not depend on.
+        assert {m["airflow"]["dag_id"] for m in manifests} <= {"borderx_exchange", "borderx_sweep"}
+        assert len({m["airflow"]["run_id"] for m in manifests}) == 1, "published by one run"
         with contextlib.suppress(psutil.NoSuchProcess):
             seen.update(psutil.Process(proc.pid).children(recursive=True))
         assert len(seen) >= 5, f"standalone and its components ran below the command: {seen}"

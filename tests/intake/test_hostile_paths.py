@@ -167,7 +167,7 @@ def test_a_dataset_folder_swapped_for_a_link_after_the_scan_is_not_taken_from(de
     before = snapshot(private)
 
     with pytest.raises(LinkedFolder):
-        receive(rt, found.to_dict())
+        receive(rt, found)
     assert snapshot(private) == before
 
 
