@@ -4,7 +4,6 @@ runtime    the home's config and clients, opened once per process or task (openi
 stages     receive, validate, deliver, finish, close_segment
 spine      exchange_one (one extract through every stage) and run_once (`borderx run --once`)
 handoff    the typed outcome of each stage, and its dict form for Airflow's XComs
-transient  which failures are worth trying again
 """
 
 from borderx.exchange.handoff import (
