@@ -120,19 +120,21 @@ class Stamping:
         except OSError as exc:
             raise TimestampError(f"{path}: the TSA's CA certificate cannot be read ({exc.strerror})") from None
 
-    def stamp(self, seq: int, heads_folder: Path, store: Callable[[int, bytes], None]) -> None:
-        """Stamps head `seq` and every head still waiting; records a deferral or a resumption."""
+    def stamp(self, seq: int | None, heads_folder: Path, store: Callable[[int, bytes], None]) -> None:
+        """Stamps head `seq` (None: none new) and every head still waiting; records a deferral or a
+        resumption."""
         if self.tsa is None:
             return
         with self._state() as state:
-            if seq not in state.pending:
+            if seq is not None and seq not in state.pending:
                 state.pending.append(seq)
             stamped, problem = self._stamp_pending(state, heads_folder, store)
             if problem is None:
                 self._resumed(state, stamped)
             elif state.failing_since is None:
                 state.failing_since = _utc(self.clock())
-                self.trail.record(ev.TimestampDeferred(tsa=self.tsa.url, head_seq=seq, pending=len(state.pending),
+                self.trail.record(ev.TimestampDeferred(tsa=self.tsa.url, head_seq=max(state.pending),
+                                                       pending=len(state.pending),
                                                        problem=problem))
 
     def check_publishing(self, heads_folder: Path, store: Callable[[int, bytes], None]) -> None:
@@ -210,3 +212,11 @@ class Stamping:
                     tmp.replace(path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def stamping_for(rt) -> Stamping | None:
+    """The stamping of a runtime's home, or None when settings name no TSA."""
+    settings = rt.config.settings.audit
+    if settings.tsa is None:
+        return None
+    return Stamping(settings, rt.home.root, rt.home.state, rt.trail, rt.clock)
