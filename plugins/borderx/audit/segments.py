@@ -18,7 +18,7 @@ from typing import Iterator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from borderx.bucket.objects import read_capped
-from borderx.errors import BucketObjectError
+from borderx.errors import AuditError, BucketObjectError
 
 PREFIX = "audit/segments/"
 _KEY = re.compile(r"audit/segments/([0-9]{12})-([0-9]{12})\.jsonl")
@@ -85,7 +85,7 @@ def list_segments(s3, bucket: str) -> list[Segment]:
     return sorted(found, key=lambda s: (s.first, s.last))
 
 
-class SegmentGap(Exception):
+class SegmentGap(AuditError):
     """The segments do not join into one run of events from the first; names where."""
 
 

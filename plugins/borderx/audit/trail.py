@@ -91,10 +91,10 @@ class AuditTrail:
         if not self.path.exists():
             return 0, None
         with open(self.path, encoding="utf-8") as fh:
-            return check_chain(_parsed(fh))
+            return check_chain(parse_lines(fh))
 
 
-def _parsed(lines: Iterable[str]) -> Iterator[dict | None]:
+def parse_lines(lines: Iterable[str]) -> Iterator[dict | None]:
     for line in lines:
         try:
             yield json.loads(line)
