@@ -173,3 +173,22 @@ def local_tsa(folder: Path, port: int = 0, policy: str = DEMO_POLICY) -> Iterato
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def local_tsa_for_home(home_root: Path) -> Iterator[str]:
+    """The local TSA for a home: its CA and key kept in keys/tsa/ (so earlier tokens stay valid across starts),
+    the CA at keys/tsa-ca.pem, and the home's settings pointed at it while it runs. Yields its URL."""
+    import shutil
+
+    import yaml
+
+    with local_tsa(home_root / "keys" / "tsa") as (url, authority):
+        shutil.copyfile(authority.ca_certificate, home_root / "keys" / CA_FILE)
+        path = home_root / "config" / "settings.yaml"
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        audit = settings.get("audit") or {}
+        audit["tsa"] = {"url": url, "ca_certificate": f"keys/{CA_FILE}", "policy": authority.policy}
+        settings["audit"] = audit
+        path.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8")
+        yield url
