@@ -12,7 +12,7 @@ from audit_fixtures import tsa, use_tsa  # noqa: F401 (a fixture)
 from borderx.audit.trail import event_hash
 from borderx.cli import main
 from borderx.cli.parser import build_parser
-from borderx.audit.verify_cmd import Audit
+from borderx.audit.verify_cmd import Asked, Audit
 from borderx.crypto import sshsig
 from borderx.dev import samples
 from borderx.exchange import Runtime, run_once
@@ -227,9 +227,10 @@ def test_unanchored_events_are_reported_and_fail_once_older_than_the_limit(runti
     code, out = _verify(capsys, *_where(rt))
     assert code == 0 and "1 unanchored event(s) after head" in out
     args = build_parser().parse_args(["audit", "verify", *_where(rt)])
-    audit = Audit.open(args)
+    audit = Audit.open(args.home, Asked.from_args(args))
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3, minutes=1)
-    lines = audit.run(later)
+    audit.run(later)
+    lines = audit.report()
     assert not audit.ok and any("FAILED: 1 unanchored event(s)" in line and "(audit.max_unanchored_age 3:00:00)" in line
                                 for line in lines)
 

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from borderx.audit.anchors import FIRST_PREV, NAMESPACE, StoredHead, head_digest
 from borderx.audit.timestamps import verify_token
-from borderx.audit.trail import check_chain
+from borderx.audit.trail import ChainBreak, check_chain
 from borderx.config.models import AuditSettings
 from borderx.errors import AuditError, TimestampError
 
@@ -81,6 +81,8 @@ class Findings:
     events: int = 0
     heads: int = 0
     newest: Seen | None = None
+    # The first event that does not fit (chain) or that a signed head contradicts, for pages that point at it.
+    broken: ChainBreak | None = None
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -126,8 +128,11 @@ def check(events: Iterable[dict | None], heads: list[StoredHead], tokens: dict[i
         found.problems.append(str(exc))
         return found
     if broken is not None:
+        found.broken = broken
         found.problems.append(f"the chain breaks at event {broken.line} (seq {broken.seq}): {broken.reason}")
-    _heads_fit_events(signed, tap, found)
+    else:
+        # A chain broken before a head's event leaves nothing to compare the head with.
+        _heads_fit_events(signed, tap, found)
     _heads_chain(signed, found)
     if found.events and not signed:
         found.problems.append(f"{found.events} events and no signed head that verifies: nothing anchors the trail")
@@ -155,10 +160,14 @@ def _heads_fit_events(signed, tap: _Tap, found: Findings) -> None:
     for _, head in signed:
         event = tap.by_seq.get(head["seq"])
         if event is None:
-            found.problems.append(f"head {head['seq']} (signed at {head['time']}) covers seq {head['seq']}, but the "
-                                  f"events end at seq {tap.last_seq} (tail cut)")
+            reason = (f"missing: the events end at seq {tap.last_seq} but a head signed at {head['time']} covers "
+                      f"seq {head['seq']} (tail cut)")
         elif event.get("hash") != head["hash"]:
-            found.problems.append(f"event {head['seq']} differs from the signed head (trail rewritten)")
+            reason = "differs from the signed head (trail rewritten)"
+        else:
+            continue
+        found.problems.append(f"event {head['seq']}: {reason}")
+        found.broken = found.broken or ChainBreak(head["seq"], head["seq"], reason)
 
 
 def _heads_chain(signed, found: Findings) -> None:

@@ -1,4 +1,5 @@
-"""`borderx audit verify`: the auditor's trust roots first (key, bucket, endpoint, TSA CA), then the checks.
+"""`borderx audit verify` and the auditor's page: the trust roots first (key, bucket, endpoint, TSA CA), then
+the checks.
 
 What the auditor passes wins over what the home's settings say, and the report names which was used, so a
 home whose settings were pointed at another bucket or key cannot pass unnoticed.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from borderx.audit import auditor, sources
@@ -21,108 +23,146 @@ from borderx.crypto import sshsig
 from borderx.errors import AuditError, BorderxError
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What the auditor brings; None means "as the home says"."""
+
+    bucket: str | None = None
+    s3_endpoint: str | None = None
+    hub_key: Path | None = None
+    tsa_ca: Path | None = None
+    state: Path | None = None
+    local: bool = False
+    from_bucket: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> Asked:
+        return cls(args.bucket, args.s3_endpoint, args.hub_key, args.tsa_ca, args.state, args.local, args.from_bucket)
+
+
 @dataclass
 class Audit:
-    args: object
+    asked: Asked
     target: Target
     trail: AuditTrail | None
     settings: AuditSettings
     hub_key: str
     key_source: str
     home_tsa: tuple[Path, str | None] | None  # the home's TSA CA file and policy
-    ok: bool = False
+    found: auditor.Findings | None = field(default=None, init=False)
 
     @classmethod
-    def open(cls, args) -> Audit:
+    def open(cls, home: str | os.PathLike | None, asked: Asked) -> Audit:
         """The home's settings where there is a home; with --from-bucket, --bucket and --hub-key, none is needed."""
-        from borderx.exchange import Runtime
+        from borderx.config.loader import load_config
+        from borderx.home import Home
 
         try:
-            rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+            root = Home.resolve(home)
+            config = load_config(root.root)
         except BorderxError:
-            if not (args.from_bucket and args.bucket and args.hub_key):
+            if not (asked.from_bucket and asked.bucket and asked.hub_key):
                 raise
-            target = Target.resolve(S3Settings(bucket=args.bucket), endpoint_url=args.s3_endpoint, bucket=args.bucket)
-            return cls(args, target, None, AuditSettings(), *_hub_key(args, None), None)
-        settings = rt.config.settings
+            target = Target.resolve(S3Settings(bucket=asked.bucket), endpoint_url=asked.s3_endpoint, bucket=asked.bucket)
+            return cls(asked, target, None, AuditSettings(), *_hub_key(asked, None), None)
+        settings = config.settings
+        target = Target.resolve(settings.s3, endpoint_url=asked.s3_endpoint, bucket=asked.bucket)
         tsa = settings.audit.tsa
         home_tsa = None
         if tsa is not None:
             ca = Path(tsa.ca_certificate)
-            home_tsa = (ca if ca.is_absolute() else rt.home.root / ca, tsa.policy)
-        return cls(args, rt.target, rt.trail, settings.audit, *_hub_key(args, settings.hub.signing_public_key), home_tsa)
+            home_tsa = (ca if ca.is_absolute() else root.root / ca, tsa.policy)
+        return cls(asked, target, AuditTrail(root.audit), settings.audit,
+                   *_hub_key(asked, settings.hub.signing_public_key), home_tsa)
 
     @property
+    def ok(self) -> bool:
+        return self.found is not None and self.found.ok
+
+    @cached_property
     def s3(self):
-        if not hasattr(self, "_s3"):
-            self._s3 = self.target.client()
-        return self._s3
+        return self.target.client()
 
     @property
     def heads_where(self) -> str:
-        if self.args.local:
+        if self.asked.local:
             return str(self.trail.folder / "heads")
         return f"s3://{self.target.bucket}/audit/heads/"
 
-    def run(self, now: dt.datetime) -> list[str]:
-        args, bucket = self.args, self.target.bucket
-        if self.trail is None and not args.from_bucket:
+    @property
+    def events_where(self) -> str:
+        return f"s3://{self.target.bucket}/{SEGMENTS}" if self.asked.from_bucket else str(self.trail.path)
+
+    def run(self, now: dt.datetime) -> auditor.Findings:
+        asked, bucket = self.asked, self.target.bucket
+        if self.trail is None and not asked.from_bucket:
             raise AuditError("no home to read the trail from: give --home, or --from-bucket with --bucket and --hub-key")
         segments = []
-        if args.local:
+        if asked.local:
             heads = local_heads(self.trail)
             tokens = sources.local_tokens(self.trail, heads)
-            events, events_where = sources.trail_events(self.trail), str(self.trail.path)
         else:
             heads = bucket_heads(self.s3, bucket)
             tokens = sources.bucket_tokens(self.s3, bucket, heads)
             segments = list_segments(self.s3, bucket)
-            if args.from_bucket:
-                events, events_where = bucket_events(self.s3, bucket, segments), f"s3://{bucket}/{SEGMENTS}"
-            else:
-                events, events_where = sources.trail_events(self.trail), str(self.trail.path)
-        stamps = self._stamps()
-        found = auditor.check(events, heads, tokens, self.hub_key, settings=self.settings, stamps=stamps, now=now,
-                              seen=auditor.Seen.load(args.state) if args.state else None)
+        events = bucket_events(self.s3, bucket, segments) if asked.from_bucket else sources.trail_events(self.trail)
+        found = auditor.check(events, heads, tokens, self.hub_key, settings=self.settings, stamps=self.stamps,
+                              now=now, seen=auditor.Seen.load(asked.state) if asked.state else None)
         newest = found.newest.seq if found.newest else 0
         for segment in sources.segments_beyond(segments, newest):
             found.problems.append(f"s3://{bucket}/{segment.key()} ends at seq {segment.last}, after the newest "
                                   f"signed head ({newest}): the head that covered it is missing")
-        self.ok = found.ok
-        if found.ok and args.state and found.newest is not None:
-            found.newest.save(args.state, now)
-        verdict = (f"ok: {found.events} events in {events_where}, chain intact, {found.heads} signed head(s) in "
-                   f"{self.heads_where} match" if found.ok else
-                   f"FAILED: {len(found.problems)} problem(s) in {events_where} against {self.heads_where}")
-        return [verdict, *self._trust_lines(stamps, events_where), *(f"  {n}" for n in found.notes),
+        if found.ok and asked.state and found.newest is not None:
+            found.newest.save(asked.state, now)
+        self.found = found
+        return found
+
+    def report(self) -> list[str]:
+        found = self.found
+        verdict = (f"ok: {found.events} events in {self.events_where}, chain intact, {found.heads} signed head(s) "
+                   f"in {self.heads_where} match" if found.ok else
+                   f"FAILED: {len(found.problems)} problem(s) in {self.events_where} against {self.heads_where}")
+        return [verdict, *(f"  {line}" for line in self.trust_lines()), *(f"  {n}" for n in found.notes),
                 *(f"  FAILED: {p}" for p in found.problems)]
 
-    def _stamps(self) -> auditor.TimeStamps:
-        if self.args.tsa_ca:
-            return auditor.TimeStamps(_read(self.args.tsa_ca), None, f"{self.args.tsa_ca} (the auditor's)")
+    @cached_property
+    def stamps(self) -> auditor.TimeStamps:
+        if self.asked.tsa_ca:
+            return auditor.TimeStamps(_read(self.asked.tsa_ca), None, f"{self.asked.tsa_ca} (the auditor's)")
         if self.home_tsa is not None:
-            return auditor.TimeStamps(_read(self.home_tsa[0]), self.home_tsa[1], f"{self.home_tsa[0]} (the home's "
-                                      "settings)")
+            return auditor.TimeStamps(_read(self.home_tsa[0]), self.home_tsa[1],
+                                      f"{self.home_tsa[0]} (the home's settings)")
         return auditor.TimeStamps(None, None, "no TSA CA given (--tsa-ca) and none in the home's settings")
 
-    def _trust_lines(self, stamps: auditor.TimeStamps, events_where: str) -> list[str]:
-        args, target = self.args, self.target
-        bucket_from = "--bucket" if args.bucket else f"env {BUCKET_ENV}" if os.environ.get(BUCKET_ENV) else \
-            "the home's settings"
-        endpoint_from = "--s3-endpoint" if args.s3_endpoint else f"env {ENDPOINT_ENV}" if os.environ.get(
-            ENDPOINT_ENV) else "the home's settings"
+    def checked_against(self) -> dict[str, str]:
+        asked, target = self.asked, self.target
+        return {
+            "hub_key": sshsig.fingerprint(self.hub_key),
+            "hub_key_from": self.key_source,
+            "bucket": f"s3://{target.bucket}",
+            "bucket_from": _origin(asked.bucket, "--bucket", BUCKET_ENV),
+            "endpoint": target.endpoint_url or "the AWS default endpoint",
+            "endpoint_from": _origin(asked.s3_endpoint, "--s3-endpoint", ENDPOINT_ENV),
+            "time_stamps": ("checked with " if self.stamps.ca_pem else "not checked: ") + self.stamps.source,
+        }
+
+    def trust_lines(self) -> list[str]:
+        c = self.checked_against()
         return [
-            f"  hub key: {sshsig.fingerprint(self.hub_key)} from {self.key_source}",
-            f"  bucket: s3://{target.bucket} (from {bucket_from}) at {target.endpoint_url or 'the AWS default endpoint'}"
-            f" (from {endpoint_from})",
-            f"  events: {events_where}; heads: {self.heads_where}",
-            f"  time stamps: {'checked with ' + stamps.source if stamps.ca_pem else 'not checked: ' + stamps.source}",
+            f"hub key: {c['hub_key']} from {c['hub_key_from']}",
+            f"bucket: {c['bucket']} (from {c['bucket_from']}) at {c['endpoint']} (from {c['endpoint_from']})",
+            f"events: {self.events_where}; heads: {self.heads_where}",
+            f"time stamps: {c['time_stamps']}",
         ]
 
 
-def _hub_key(args, home_key: str | None) -> tuple[str, str]:
-    if args.hub_key:
-        return auditor.read_hub_key(args.hub_key), f"{args.hub_key} (the auditor's)"
+def _origin(given: str | None, flag: str, env: str) -> str:
+    return flag if given else f"env {env}" if os.environ.get(env) else "the home's settings"
+
+
+def _hub_key(asked: Asked, home_key: str | None) -> tuple[str, str]:
+    if asked.hub_key:
+        return auditor.read_hub_key(asked.hub_key), f"{asked.hub_key} (the auditor's)"
     return home_key, "the home's settings (trusted as the hub gives it; pass --hub-key to bring your own)"
 
 

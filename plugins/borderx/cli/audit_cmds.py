@@ -60,15 +60,15 @@ def cmd_audit_verify(args) -> int:
     from borderx.audit import verify_cmd
     from borderx.bucket.client import failure
 
-    audit = verify_cmd.Audit.open(args)
+    audit = verify_cmd.Audit.open(args.home, verify_cmd.Asked.from_args(args))
     try:
-        report = audit.run(dt.datetime.now(dt.timezone.utc))
+        audit.run(dt.datetime.now(dt.timezone.utc))
     except (ClientError, BotoCoreError) as exc:
         # The bucket could not be read, so nothing was verified: a failed check, not a crash.
         print(printable(f"{failure(audit.s3, audit.heads_where, exc)}; the trail was not verified against its heads"),
               file=sys.stderr)
         return EXIT_FAILED
-    for line in report:
+    for line in audit.report():
         print(printable(line))
     return EXIT_OK if audit.ok else EXIT_FAILED
 
