@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import subprocess
+from pathlib import Path
 
 from audit_fixtures import tsa, use_tsa  # noqa: F401 (a fixture)
 from borderx.audit.trail import event_hash
@@ -18,6 +19,7 @@ from borderx.dev import samples
 from borderx.exchange import Runtime, run_once
 
 HEADS = "audit/heads/"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _rt(home, endpoint, bucket) -> Runtime:
@@ -278,3 +280,25 @@ def test_tsa_down_past_the_accepted_wait_stops_publishing_until_it_answers(demo_
     assert len(tokens) == len(heads), "every head waiting was stamped once the TSA answered"
     code, out = _verify(capsys, *_where(rt))
     assert code == 0 and out.count("time-stamped 20") == len(heads), out
+
+
+def test_the_guides_plain_python_check_passes_a_copy_of_the_bucket_and_catches_a_gap(runtime, s3, bucket, tmp_path):
+    rt = runtime
+    run_once(rt, settle_seconds=0)
+    for seed in (48, 49):
+        _drop_more(rt, seed)
+        run_once(rt, settle_seconds=0)
+    guide = (REPO / "docs" / "audit.md").read_text(encoding="utf-8")
+    script = tmp_path / "check.py"
+    script.write_text(guide.split("```python\n")[1].split("```")[0])
+    copy = tmp_path / "audit"
+    for key in _keys(s3, bucket, "audit/"):
+        (copy / key).parent.mkdir(parents=True, exist_ok=True)
+        (copy / key).write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    done = subprocess.run(["python3", str(script)], cwd=copy / "audit", capture_output=True, text=True)
+    events = len(rt.trail.path.read_text().splitlines())
+    assert done.returncode == 0 and f"chain intact: {events} events, 3 heads" in done.stdout, done.stderr
+    middle = sorted((copy / "audit" / "heads").glob("*.json"))[1]
+    middle.unlink()
+    done = subprocess.run(["python3", str(script)], cwd=copy / "audit", capture_output=True, text=True)
+    assert done.returncode != 0 and "AssertionError" in done.stderr
