@@ -302,3 +302,28 @@ def test_the_guides_plain_python_check_passes_a_copy_of_the_bucket_and_catches_a
     middle.unlink()
     done = subprocess.run(["python3", str(script)], cwd=copy / "audit", capture_output=True, text=True)
     assert done.returncode != 0 and "AssertionError" in done.stderr
+
+
+def test_a_planted_or_changed_segment_fails_the_check_from_the_bucket_naming_it(runtime, s3, bucket, tmp_path, capsys):
+    rt = runtime
+    run_once(rt, settle_seconds=0)
+    hub_key = _hub_key_file(rt, tmp_path)
+    [segment] = _keys(s3, bucket, "audit/segments/")
+    original = s3.get_object(Bucket=bucket, Key=segment)["Body"].read()
+    alone = ["--from-bucket", "--home", str(tmp_path / "no-home"), "--bucket", bucket, "--s3-endpoint",
+             rt.target.endpoint_url, "--hub-key", str(hub_key)]
+    assert _verify(capsys, *alone)[0] == 0
+    lines = original.splitlines(keepends=True)
+    event = json.loads(lines[2])
+    event["details"]["size"] = 1
+    s3.put_object(Bucket=bucket, Key=segment, Body=b"".join([*lines[:2], json.dumps(event).encode() + b"\n",
+                                                              *lines[3:]]))
+    code, out = _verify(capsys, *alone)
+    assert code == 1 and "the chain breaks at event 3 (seq 3): content changed" in out
+    s3.put_object(Bucket=bucket, Key=segment, Body=b"".join(lines[:5]))
+    code, out = _verify(capsys, *alone)
+    assert code == 1 and f"s3://{bucket}/{segment} ends at seq 5" in out
+    s3.put_object(Bucket=bucket, Key=segment, Body=original)
+    s3.put_object(Bucket=bucket, Key="audit/segments/000000000001-000000000002.jsonl", Body=b"not json\n")
+    code, out = _verify(capsys, *alone)
+    assert code == 1 and "000000000001-000000000002.jsonl line 1: not a JSON event" in out
