@@ -327,3 +327,30 @@ def test_a_planted_or_changed_segment_fails_the_check_from_the_bucket_naming_it(
     s3.put_object(Bucket=bucket, Key="audit/segments/000000000001-000000000002.jsonl", Body=b"not json\n")
     code, out = _verify(capsys, *alone)
     assert code == 1 and "000000000001-000000000002.jsonl line 1: not a JSON event" in out
+
+
+def test_a_time_stamp_taken_away_fails_once_the_accepted_wait_is_over(demo_home, s3_endpoint, bucket, tsa, tmp_path):  # noqa: F811
+    url, authority = tsa
+    ca = use_tsa(demo_home.root, url, authority)
+    rt = _rt(demo_home, s3_endpoint, bucket)
+    run_once(rt, settle_seconds=0)
+    _drop_more(rt, 50)
+    run_once(rt, settle_seconds=0)
+    first, second = _head_seqs(rt.s3, bucket)
+    asked = Asked(bucket=bucket, s3_endpoint=s3_endpoint, hub_key=_hub_key_file(rt, tmp_path), tsa_ca=ca,
+                  from_bucket=True, state=tmp_path / "auditor" / "state.json")
+    audit = Audit.open(tmp_path / "no-home", asked)
+    now = dt.datetime.now(dt.timezone.utc)
+    assert audit.run(now).ok and json.loads(asked.state.read_text())["stamped_from"] == first
+    rt.s3.delete_object(Bucket=bucket, Key=f"{HEADS}{second:012d}.json.tsr")
+    found = audit.run(now)
+    assert found.ok and any(f"head {second}: no time stamp" in n for n in found.notes), "waiting, for now"
+    found = audit.run(now + dt.timedelta(hours=4, minutes=1))
+    assert not found.ok and any(f"head {second}: no time stamp" in p for p in found.problems)
+    # Every token taken away: the memory knows stamps began at the first head.
+    rt.s3.delete_object(Bucket=bucket, Key=f"{HEADS}{first:012d}.json.tsr")
+    found = audit.run(now + dt.timedelta(hours=4, minutes=1))
+    assert not found.ok and any(f"head {first}: no time stamp" in p for p in found.problems)
+    rt.s3.put_object(Bucket=bucket, Key=f"{HEADS}{first:012d}.json.tsr", Body=b"\x30\x03abc")
+    found = audit.run(now)
+    assert not found.ok and any(f"head {first}:" in p and "not a valid time stamp" in p for p in found.problems)

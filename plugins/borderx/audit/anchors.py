@@ -86,17 +86,19 @@ def anchor(trail: AuditTrail, signing_key, hub_fingerprint: str, s3=None, bucket
         if last is None:
             return None
         previous = _newest_local(local)
-        if previous is not None and previous[0] >= last["seq"]:
-            if previous[0] > last["seq"]:
-                raise AuditError(f"{trail.path}: ends at seq {last['seq']} but {local} holds a head signed at seq "
-                                 f"{previous[0]}; no head signed")
-            head = Head.decode(previous[1])
-        else:
+        signed = previous is None or previous[0] < last["seq"]
+        if signed:
             head = Head(last["seq"], last["hash"], last["time"], hub_fingerprint,
                         head_digest(previous[1]) if previous else FIRST_PREV)
             _store_head(trail, head, signing_key, local, s3, bucket, first=previous[0] + 1 if previous else 1)
+        elif previous[0] > last["seq"]:
+            raise AuditError(f"{trail.path}: ends at seq {last['seq']} but {local} holds a head signed at seq "
+                             f"{previous[0]}; no head signed")
+        else:
+            head = Head.decode(previous[1])
     if stamping is not None:
-        stamping.stamp(head.seq, local, _token_store(local, s3, bucket))
+        # A head signed before has its token, or waits for it already.
+        stamping.stamp(head.seq if signed else None, local, _token_store(local, s3, bucket))
     return head
 
 

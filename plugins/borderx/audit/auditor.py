@@ -48,6 +48,8 @@ class Seen:
     hash: str
     head_sha256: str
     events: int
+    # The first head seen with a time stamp: from there on a head without one is a token taken away.
+    stamped_from: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> Seen | None:
@@ -55,7 +57,9 @@ class Seen:
             return None
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
-            return cls(int(d["seq"]), str(d["hash"]), str(d["head_sha256"]), int(d["events"]))
+            stamped = d.get("stamped_from")
+            return cls(int(d["seq"]), str(d["hash"]), str(d["head_sha256"]), int(d["events"]),
+                       int(stamped) if stamped is not None else None)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditError(f"{path}: not a state file borderx audit verify wrote ({exc})") from None
 
@@ -137,10 +141,10 @@ def check(events: Iterable[dict | None], heads: list[StoredHead], tokens: dict[i
     if found.events and not signed:
         found.problems.append(f"{found.events} events and no signed head that verifies: nothing anchors the trail")
     _unanchored(tap, newest, settings, now, found)
-    _time_stamps(signed, tokens, stamps, settings, now, found)
+    stamped_from = _time_stamps(signed, tokens, stamps, settings, now, found, seen.stamped_from if seen else None)
     if newest is not None:
         stored, head = newest
-        found.newest = Seen(head["seq"], head["hash"], head_digest(stored.body), found.events)
+        found.newest = Seen(head["seq"], head["hash"], head_digest(stored.body), found.events, stamped_from)
     _rollback(seen, found, {h["seq"]: h for _, h in signed})
     return found
 
@@ -203,12 +207,12 @@ def _unanchored(tap: _Tap, newest, settings: AuditSettings, now: dt.datetime, fo
 
 
 def _time_stamps(signed, tokens, stamps: TimeStamps, settings: AuditSettings, now: dt.datetime,
-                 found: Findings) -> None:
+                 found: Findings, stamped_from: int | None) -> int | None:
+    """Checks each head's token; returns the first head known to be stamped (from the state file, or now)."""
     if stamps.ca_pem is None:
         if any(isinstance(tokens.get(h["seq"]), bytes) for _, h in signed):
             found.notes.append(f"time stamps not checked: {stamps.source}")
-        return
-    stamped_from = None
+        return stamped_from
     for stored, head in signed:
         token, seq = tokens.get(head["seq"]), head["seq"]
         if isinstance(token, str):
@@ -221,18 +225,19 @@ def _time_stamps(signed, tokens, stamps: TimeStamps, settings: AuditSettings, no
             except TimestampError as exc:
                 found.problems.append(f"head {seq}: {stored.where}.tsr: {exc}")
                 continue
-            stamped_from = stamped_from or seq
+            stamped_from = min(stamped_from or seq, seq)
             signed_at = dt.datetime.fromisoformat(head["time"].replace("Z", "+00:00"))
             if when + CLOCK_SLACK < signed_at:
                 found.problems.append(f"head {seq}: time-stamped at {when:%Y-%m-%dT%H:%M:%SZ}, before the time "
                                       f"{head['time']} it gives its last event")
             else:
                 found.notes.append(f"head {seq}: last event {head['time']}, time-stamped {when:%Y-%m-%dT%H:%M:%SZ}")
+    return stamped_from
 
 
 def _missing_token(stamped_from, head: dict, settings: AuditSettings, now: dt.datetime, found: Findings) -> None:
     seq = head["seq"]
-    if stamped_from is None:
+    if stamped_from is None or seq < stamped_from:
         found.notes.append(f"head {seq}: no time stamp (signed before time stamps began)")
         return
     age = now - dt.datetime.fromisoformat(head["time"].replace("Z", "+00:00"))
