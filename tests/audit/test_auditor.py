@@ -9,11 +9,14 @@ import logging
 import subprocess
 from pathlib import Path
 
+import jsonschema
+
 from audit_fixtures import tsa, use_tsa  # noqa: F401 (a fixture)
+from borderx.audit import events
 from borderx.audit.trail import event_hash
+from borderx.audit.verify_cmd import Asked, Audit
 from borderx.cli import main
 from borderx.cli.parser import build_parser
-from borderx.audit.verify_cmd import Asked, Audit
 from borderx.crypto import sshsig
 from borderx.dev import samples
 from borderx.exchange import Runtime, run_once
@@ -275,6 +278,10 @@ def test_tsa_down_past_the_accepted_wait_stops_publishing_until_it_answers(demo_
         assert len(_keys(rt.s3, bucket, "deliveries/")) > len(published)
         resumed = next(e for e in rt.trail.events() if e["type"] == "timestamp-resumed")
         assert resumed["details"]["publishing_stopped"] is True and resumed["details"]["stamped"] >= 1
+    schema = json.loads((REPO / "docs" / "events" / events.SCHEMA_FILE).read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    for event in rt.trail.events():
+        assert not list(validator.iter_errors(event)), event
     heads = _head_seqs(rt.s3, bucket)
     tokens = [k for k in _keys(rt.s3, bucket, HEADS) if k.endswith(".tsr")]
     assert len(tokens) == len(heads), "every head waiting was stamped once the TSA answered"

@@ -58,13 +58,14 @@ def verify_token(token: bytes, data: bytes, ca_pem: bytes, policy: str | None = 
         raise
     except (VerificationError, ValueError) as exc:
         raise TimestampError(f"not a valid time stamp of these bytes: {exc}") from None
-    return response.tst_info.gen_time.replace(tzinfo=dt.timezone.utc) if response.tst_info.gen_time.tzinfo is None \
-        else response.tst_info.gen_time
+    when = response.tst_info.gen_time
+    # GeneralizedTime in a token is UTC (RFC 3161 section 2.4.2), whether or not the parser says so.
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def request_token(tsa: TsaSettings, ca_pem: bytes, data: bytes) -> bytes:
     """A token for `data` from the authority, checked before it is kept; TimestampError if there is none."""
-    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder, decode_timestamp_response
 
     query = TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256).nonce(nonce=True) \
         .cert_request(cert_request=True).build()
@@ -81,8 +82,6 @@ def request_token(tsa: TsaSettings, ca_pem: bytes, data: bytes) -> bytes:
         raise TimestampError(f"{tsa.url} answered more than the {MAX_TOKEN_BYTES} bytes a token can be")
     verify_token(token, data, ca_pem, tsa.policy)
     # A replayed token could not carry this query's nonce.
-    from rfc3161_client import decode_timestamp_response
-
     if decode_timestamp_response(token).tst_info.nonce != query.nonce:
         raise TimestampError(f"{tsa.url} answered with a token for another query (nonce differs)")
     return token
