@@ -82,3 +82,19 @@ def test_a_token_vouches_for_its_own_bytes_under_its_own_ca_only(tmp_path, tsa):
         verify_token(token, b"head bytes\n", other)
     with pytest.raises(TimestampError):
         verify_token(b"\x30\x03junk", b"head bytes\n", ca)
+
+
+def test_a_tsa_whose_ca_cannot_be_read_is_a_config_error(demo_home, tsa):  # noqa: F811
+    from audit_fixtures import use_tsa
+    from borderx.config.loader import check_config
+
+    url, authority = tsa
+    ca = use_tsa(demo_home.root, url, authority, max_unanchored_age="PT2H")
+    assert check_config(demo_home.root) == []
+    ca.write_text("not a certificate\n")
+    [problem] = check_config(demo_home.root)
+    assert (problem.file, problem.field) == ("config/settings.yaml", "audit.tsa.ca_certificate")
+    assert "not a PEM certificate" in problem.message
+    ca.unlink()
+    [problem] = check_config(demo_home.root)
+    assert "No such file" in problem.message
