@@ -7,7 +7,10 @@ its tail.
 
 A head is signed when a run ends its segment (`exchange.close_segment`) and, on a schedule, by
 `close_if_new` (the `borderx_audit_anchor` DAG), so events written outside a run's end (a config change,
-a run that died before its end) are covered within the hour too.
+a run that died before its end) are covered within the hour too. Each head names the SHA-256 of the head
+before it (`prev`), so heads form a chain of their own; the events it covers go to the bucket first, as a
+segment (`borderx.audit.segments`), and its RFC 3161 token after it (`borderx.audit.timestamps`).
+The auditor's checks over all of this are in `borderx.audit.auditor`.
 """
 
 from __future__ import annotations
