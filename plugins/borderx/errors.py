@@ -237,3 +237,17 @@ def is_no_space(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+# -- time stamps of the audit trail ---------------------------------------------------------------------------
+
+
+class TimestampError(AuditError):
+    """The time-stamping authority did not answer, or its answer is not a valid token for the head asked."""
+
+
+class TimestampingStopped(AuditError):
+    """Heads have waited for a time stamp longer than settings accept, so nothing is published until the
+    time-stamping authority answers again; it may answer at the next try."""
+
+    transient = True

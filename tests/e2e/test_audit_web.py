@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from borderx.audit import report as audit_report
 from borderx.audit.trail import AuditTrail, canonical
 from borderx.airflow.web import create_app
+from borderx.crypto import sshsig
 from borderx.cli import main
 from borderx.exchange import run_once
 from conftest import REPO, free_port
@@ -38,8 +39,11 @@ INTACT_GREEN = (0x1A, 0x7F, 0x37)
 
 
 @pytest.fixture
-def exchanged(runtime):
-    """A demo home after one exchange: deliveries, quarantines and one signed head, all local."""
+def exchanged(runtime, monkeypatch):
+    """A demo home after one exchange: deliveries, quarantines and one signed head, in the bucket the
+    environment names to the page (and to the API servers started below)."""
+    monkeypatch.setenv("BORDERX_S3_ENDPOINT_URL", runtime.target.endpoint_url)
+    monkeypatch.setenv("BORDERX_BUCKET", runtime.target.bucket)
     summary = run_once(runtime, settle_seconds=0)
     assert summary.published and summary.quarantined
     return runtime
@@ -73,7 +77,24 @@ def test_report_json_is_the_audit_report_and_the_trail_is_intact(exchanged):
     assert [l["recipient"] for l in filtered["lines"]] == [recipient]
 
     verdict = client.get("/api/verify").json()
-    assert verdict == {"intact": True, "events": len(events), "heads": 1, "broken": None, "error": None}
+    assert {k: verdict[k] for k in ("intact", "events", "heads", "broken", "error", "problems")} == {
+        "intact": True, "events": len(events), "heads": 1, "broken": None, "error": None, "problems": []}
+    hub_key = sshsig.fingerprint(exchanged.config.settings.hub.signing_public_key)
+    assert verdict["checked"]["bucket"] == f"s3://{exchanged.target.bucket}"
+    assert verdict["checked"]["hub_key"] == hub_key
+    page = client.get("/").text
+    assert f"Checked against s3://{exchanged.target.bucket}" in page and hub_key in page
+
+
+def test_never_green_without_a_signed_head_in_the_bucket(exchanged, s3):
+    client = TestClient(create_app(str(exchanged.home.root)))
+    for key in [o["Key"] for o in s3.list_objects_v2(Bucket=exchanged.target.bucket,
+                                                      Prefix="audit/").get("Contents", [])]:
+        s3.delete_object(Bucket=exchanged.target.bucket, Key=key)
+    verdict = client.get("/api/verify").json()
+    assert verdict["intact"] is False and verdict["heads"] == 0 and "nothing anchors the trail" in verdict["error"]
+    page = client.get("/").text
+    assert 'class="bx-verdict bx-broken"' in page and 'class="bx-verdict bx-intact"' not in page
 
 
 def test_page_is_the_command_lines_report_with_the_verdict(exchanged, capsys):

@@ -205,6 +205,7 @@ def discover_waiting() -> list[dict]:
 def sign_head() -> dict:
     """Signs the trail's head into the bucket if events were added since its newest head."""
     from borderx.audit.anchors import close_if_new
+    from borderx.audit.timestamps import stamping_for
     from borderx.bucket.publish import ensure_bucket
     from borderx.errors import AuditError
 
@@ -213,7 +214,8 @@ def sign_head() -> dict:
     ensure_bucket(rt.s3, rt.target.bucket)
     try:
         closing = close_if_new(rt.trail, rt.signing_key, rt.hub_fingerprint,
-                               rt.config.settings.hub.signing_public_key, rt.s3, rt.target.bucket)
+                               rt.config.settings.hub.signing_public_key, rt.s3, rt.target.bucket,
+                               stamping=stamping_for(rt))
     except AuditError as exc:
         # Retrying cannot mend a rewritten trail; an operator must look.
         raise AirflowFailException(str(exc)) from exc

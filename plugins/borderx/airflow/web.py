@@ -5,7 +5,8 @@ A small FastAPI app over one home's audit trail. Airflow's API server mounts it 
 
     /                   the report of `borderx audit report --format html`, with the trail's verdict
     /api/report         the same report as JSON (`borderx audit report --format json`)
-    /api/verify         the verdict as JSON: the hash chain and the local signed heads
+    /api/verify         the verdict as JSON: the hash chain, the bucket's signed heads and their time stamps,
+                        and what they were checked against (bucket, endpoint, hub key fingerprint)
     /delivery/{id}      one delivery traced from intake to bucket
     /docs/{path}        a Great Expectations Data Docs page the trail names, under HOME/datadocs/ or
                         HOME/quarantine/ (nothing else in the home is served)
@@ -133,26 +134,41 @@ def read_events(trail: AuditTrail) -> list[dict]:
 
 
 def verdict(home: Home) -> dict[str, Any]:
-    """The chain and the local signed heads, checked with the hub's public key from config/."""
-    from borderx.audit.anchors import verify
-    from borderx.config.loader import load_config
-    from borderx.errors import ConfigError
+    """The checks of `borderx audit verify` on the home's trail against the bucket's signed heads and time
+    stamps, with the hub key and bucket the home's settings (or BORDERX_BUCKET, BORDERX_S3_ENDPOINT_URL) give.
+    Never intact without a signed head."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    trail = AuditTrail(home.audit)
+    from borderx.audit.verify_cmd import Asked, Audit
+    from borderx.bucket.client import failure
+    from borderx.errors import BorderxError, ConfigError
+
+    def failed(error: str, checked: dict | None = None, broken=None, problems=()) -> dict[str, Any]:
+        return {"intact": False, "events": None, "heads": None, "broken": broken, "error": error,
+                "problems": list(problems), "notes": [], "checked": checked}
+
     try:
-        hub_key = load_config(home.root).settings.hub.signing_public_key
+        audit = Audit.open(home.root, Asked())
     except ConfigError as exc:
-        return {"intact": False, "events": None, "heads": None, "broken": None,
-                "error": "the configuration does not load, so the signed heads cannot be checked: "
-                         + "; ".join(str(p) for p in exc.problems)}
+        return failed("the configuration does not load, so the signed heads cannot be checked: "
+                      + "; ".join(str(p) for p in exc.problems))
+    checked = audit.checked_against()
     try:
-        result = verify(trail, hub_key)
-    except (ValueError, KeyError, TypeError) as exc:
+        found = audit.run(dt.datetime.now(dt.timezone.utc))
+    except (ClientError, BotoCoreError) as exc:
+        return failed(f"{failure(audit.s3, audit.heads_where, exc)}; the trail was not verified against its heads",
+                      checked)
+    except (BorderxError, ValueError, KeyError, TypeError) as exc:
         # A signed head that is not even readable is as much a failed check as one that does not verify.
-        return {"intact": False, "events": None, "heads": None, "broken": None,
-                "error": f"a signed head in audit/heads/ cannot be read ({exc.__class__.__name__})"}
-    return {"intact": result.broken is None, "events": result.events, "heads": result.heads,
-            "broken": asdict(result.broken) if result.broken else None, "error": None}
+        return failed(f"the signed heads in {audit.heads_where} cannot be checked ({exc.__class__.__name__}: {exc})",
+                      checked)
+    intact = found.ok and found.heads > 0
+    error = None
+    if not intact and found.broken is None:
+        error = "; ".join(found.problems) or f"no signed head in {audit.heads_where}: nothing anchors the trail"
+    return {"intact": intact, "events": found.events, "heads": found.heads,
+            "broken": asdict(found.broken) if found.broken else None, "error": error,
+            "problems": found.problems, "notes": found.notes, "checked": checked}
 
 
 def _esc(value: Any) -> str:
@@ -161,13 +177,21 @@ def _esc(value: Any) -> str:
 
 def _verdict_html(v: dict[str, Any]) -> str:
     if v["intact"]:
-        return (f'<p class="bx-verdict bx-intact" id="verdict">Audit trail intact: {_esc(v["events"])} events, '
-                f'hash chain recomputed, {_esc(v["heads"])} signed head(s) match</p>')
-    if v["broken"]:
+        banner = (f'<p class="bx-verdict bx-intact" id="verdict">Audit trail intact: {_esc(v["events"])} events, '
+                  f'hash chain recomputed, {_esc(v["heads"])} signed head(s) match</p>')
+    elif v["broken"]:
         b = v["broken"]
-        return (f'<p class="bx-verdict bx-broken" id="verdict">Audit trail broken at line {_esc(b["line"])} '
-                f'(seq {_esc(b["seq"])}): {_esc(b["reason"])}</p>')
-    return f'<p class="bx-verdict bx-broken" id="verdict">Audit trail not verified: {_esc(v["error"])}</p>'
+        banner = (f'<p class="bx-verdict bx-broken" id="verdict">Audit trail broken at line {_esc(b["line"])} '
+                  f'(seq {_esc(b["seq"])}): {_esc(b["reason"])}</p>')
+    else:
+        banner = f'<p class="bx-verdict bx-broken" id="verdict">Audit trail not verified: {_esc(v["error"])}</p>'
+    c = v.get("checked")
+    against = (f'<p class="bx-checked">Checked against {_esc(c["bucket"])} at {_esc(c["endpoint"])} with hub key '
+               f'<code>{_esc(c["hub_key"])}</code> ({_esc(c["hub_key_from"])}); time stamps '
+               f'{_esc(c["time_stamps"])}</p>') if c else ""
+    items = [f'<li class="bx-error">{_esc(p)}</li>' for p in v.get("problems", [])]
+    items += [f"<li>{_esc(n)}</li>" for n in v.get("notes", [])]
+    return banner + against + (f'<ul class="bx-findings">{"".join(items)}</ul>' if items else "")
 
 
 def docs_name(home: Home, page: str) -> str | None:

@@ -7,20 +7,28 @@ its tail.
 
 A head is signed when a run ends its segment (`exchange.close_segment`) and, on a schedule, by
 `close_if_new` (the `borderx_audit_anchor` DAG), so events written outside a run's end (a config change,
-a run that died before its end) are covered within the hour too.
+a run that died before its end) are covered within the hour too. Each head names the SHA-256 of the head
+before it (`prev`), so heads form a chain of their own; the events it covers go to the bucket first, as a
+segment (`borderx.audit.segments`), and its RFC 3161 token after it (`borderx.audit.timestamps`).
+The auditor's checks over all of this are in `borderx.audit.auditor`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from borderx.audit.segments import put_segment
+from borderx.audit.timestamps import TOKEN_SUFFIX, Stamping
 from borderx.audit.trail import AuditTrail, ChainBreak
 from borderx.bucket.objects import MAX_HEAD_BYTES, MAX_SIGNATURE_BYTES, parse_head_key, read_capped
 from borderx.crypto import sshsig
@@ -28,10 +36,19 @@ from borderx.errors import AuditError, BucketObjectError
 
 NAMESPACE = "borderx-audit"
 PREFIX = "audit/heads/"
-# A head's own signature and (to come) its time-stamp token sit beside it under the same name.
+# A head's own signature and its time-stamp token sit beside it under the same name.
 _COMPANION = re.compile(r"audit/heads/[0-9]{12}\.json\.(sig|tsr)")
 
 log = logging.getLogger(__name__)
+
+
+# The `prev` of the first head: no head before it.
+FIRST_PREV = "0" * 64
+
+
+def head_digest(body: bytes) -> str:
+    """What the next head names as its `prev`: SHA-256 of this head's bytes as signed."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,40 +57,115 @@ class Head:
     hash: str
     time: str
     hub_key: str
+    # SHA-256 of the previous head's bytes, so heads form a chain of their own; heads signed before heads
+    # were chained have none.
+    prev: str | None = None
 
     def key(self) -> str:
         return f"{PREFIX}{self.seq:012d}.json"
 
     def encode(self) -> bytes:
         body = {"trail": "borderx-audit", "seq": self.seq, "hash": self.hash, "time": self.time, "hub_key": self.hub_key}
+        if self.prev is not None:
+            body["prev"] = self.prev
         return (json.dumps(body, sort_keys=True, indent=2) + "\n").encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> Head:
+        d = json.loads(body)
+        return cls(d["seq"], d["hash"], d["time"], d["hub_key"], d.get("prev"))
 
 
 def anchor(trail: AuditTrail, signing_key, hub_fingerprint: str, s3=None, bucket: str | None = None, *,
-           event: dict | None = None) -> Head | None:
-    """Signs the trail's current head (or `event`) and stores it locally and, given a client, in the bucket."""
-    last = event
-    if last is None:
-        for last in trail.events():
-            pass
-    if last is None:
-        return None
-    head = Head(last["seq"], last["hash"], last["time"], hub_fingerprint)
+           event: dict | None = None, stamping: Stamping | None = None) -> Head | None:
+    """Signs the trail's current head (or `event`) and stores it locally and, given a client, in the bucket,
+    after the segment of events it ends; then asks for its time stamp, if settings name a TSA."""
+    local = trail.folder / "heads"
+    with _heads_locked(local):
+        last = event
+        if last is None:
+            for last in trail.events():
+                pass
+        if last is None:
+            return None
+        previous = _newest_local(local)
+        signed = previous is None or previous[0] < last["seq"]
+        if signed:
+            head = Head(last["seq"], last["hash"], last["time"], hub_fingerprint,
+                        head_digest(previous[1]) if previous else FIRST_PREV)
+            _store_head(trail, head, signing_key, local, s3, bucket, first=previous[0] + 1 if previous else 1)
+        elif previous[0] > last["seq"]:
+            raise AuditError(f"{trail.path}: ends at seq {last['seq']} but {local} holds a head signed at seq "
+                             f"{previous[0]}; no head signed")
+        else:
+            head = Head.decode(previous[1])
+    if stamping is not None:
+        # A head signed before has its token, or waits for it already.
+        stamping.stamp(head.seq if signed else None, local, _token_store(local, s3, bucket))
+    return head
+
+
+def _store_head(trail: AuditTrail, head: Head, signing_key, local: Path, s3, bucket: str | None, *,
+                first: int) -> None:
     body = head.encode()
     signature = sshsig.sign(signing_key, body, NAMESPACE).encode()
-    local = trail.folder / "heads"
-    local.mkdir(parents=True, exist_ok=True)
     (local / Path(head.key()).name).write_bytes(body)
     (local / (Path(head.key()).name + ".sig")).write_bytes(signature)
     if s3 is not None:
-        try:
-            s3.put_object(Bucket=bucket, Key=head.key(), Body=body, ContentType="application/json")
-            s3.put_object(Bucket=bucket, Key=head.key() + ".sig", Body=signature, ContentType="text/plain")
-        except (ClientError, BotoCoreError) as exc:
-            from borderx.bucket.client import failure
+        # The segment first: a head in the bucket always has its events there too.
+        put_segment(s3, bucket, trail.path, first, head.seq)
+        _put(s3, bucket, head.key(), body, "application/json")
+        _put(s3, bucket, head.key() + ".sig", signature, "text/plain")
 
-            raise failure(s3, f"s3://{bucket}/{head.key()}", exc) from exc
-    return head
+
+def _put(s3, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except (ClientError, BotoCoreError) as exc:
+        from borderx.bucket.client import failure
+
+        raise failure(s3, f"s3://{bucket}/{key}", exc) from exc
+
+
+def _token_store(local: Path, s3, bucket: str | None):
+    def store(seq: int, token: bytes) -> None:
+        name = f"{seq:012d}.json{TOKEN_SUFFIX}"
+        (local / name).write_bytes(token)
+        if s3 is not None:
+            _put(s3, bucket, PREFIX + name, token, "application/timestamp-reply")
+    return store
+
+
+def stamp_waiting(trail: AuditTrail, stamping: Stamping, s3=None, bucket: str | None = None) -> None:
+    """Tries the TSA again for heads still waiting for their time stamp."""
+    stamping.stamp(None, trail.folder / "heads", _token_store(trail.folder / "heads", s3, bucket))
+
+
+def check_publishing(trail: AuditTrail, stamping: Stamping, s3=None, bucket: str | None = None) -> None:
+    """TimestampingStopped while heads have waited for a time stamp longer than settings accept."""
+    stamping.check_publishing(trail.folder / "heads", _token_store(trail.folder / "heads", s3, bucket))
+
+
+def _newest_local(folder: Path) -> tuple[int, bytes] | None:
+    """(seq, bytes) of the newest head in the local folder, or None."""
+    seqs = [parse_head_key(PREFIX + p.name) for p in folder.glob("*.json")]
+    seqs = [s for s in seqs if s is not None]
+    if not seqs:
+        return None
+    newest = max(seqs)
+    return newest, (folder / f"{newest:012d}.json").read_bytes()
+
+
+@contextmanager
+def _heads_locked(folder: Path) -> Iterator[None]:
+    """One anchor at a time: two would name the same previous head and fork the chain of heads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -157,7 +249,7 @@ def newest_signed_head(s3, bucket: str, hub_public_key: str) -> StoredHead | Non
 
 
 def close_if_new(trail: AuditTrail, signing_key, hub_fingerprint: str, hub_public_key: str, s3,
-                 bucket: str) -> Closing:
+                 bucket: str, *, stamping: Stamping | None = None) -> Closing:
     """Signs the trail's head into the bucket if events were added since the bucket's newest signed head.
 
     Refuses (AuditError) to sign a trail whose chain is broken or that no longer fits the newest head:
@@ -173,13 +265,14 @@ def close_if_new(trail: AuditTrail, signing_key, hub_fingerprint: str, hub_publi
         if broken is not None:
             raise AuditError(f"{trail.path}: {broken}; no head signed")
         previous = newest.seq
-        if previous >= count:
-            return Closing(count, previous, None)
-    if count == 0:
-        return Closing(0, previous, None)
+    if count == 0 or (previous is not None and previous >= count):
+        if stamping is not None:
+            stamp_waiting(trail, stamping, s3, bucket)
+        return Closing(count, previous, None)
     # The last event the chain check covered, not whatever a run appended since: only checked events are signed.
     event = next(e for e in trail.events() if e.get("seq") == count)
-    return Closing(count, previous, anchor(trail, signing_key, hub_fingerprint, s3, bucket, event=event))
+    return Closing(count, previous, anchor(trail, signing_key, hub_fingerprint, s3, bucket, event=event,
+                                           stamping=stamping))
 
 
 def bucket_heads(s3, bucket: str) -> list[StoredHead]:

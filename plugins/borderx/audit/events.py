@@ -227,9 +227,46 @@ class ConfigChanged(Event):
     files: dict[str, str | None]
 
 
+@dataclass(frozen=True)
+class TimestampDeferred(Event):
+    """The time-stamping authority did not answer for a signed head; the head waits, and is stamped at a later
+    anchor. Exchanges go on until the wait is longer than settings accept."""
+
+    TYPE = "timestamp-deferred"
+    tsa: str
+    head_seq: int
+    pending: int
+    problem: str
+
+
+@dataclass(frozen=True)
+class TimestampResumed(Event):
+    """The time-stamping authority answered again and every waiting head got its token."""
+
+    TYPE = "timestamp-resumed"
+    tsa: str
+    since: str
+    stamped: int
+    publishing_stopped: bool
+
+
+@dataclass(frozen=True)
+class PublishingStopped(Event):
+    """Heads waited for a time stamp longer than settings accept: nothing is published until the
+    time-stamping authority answers."""
+
+    TYPE = "publishing-stopped"
+    tsa: str
+    since: str
+    limit: str
+    pending: int
+    problem: str
+
+
 KINDS: dict[str, type[Event]] = {kind.TYPE: kind for kind in (
     CopiedIn, Received, Validated, Blocked, Quarantined, Minimised, Suppressed, Encrypted, Signed, Published,
-    AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged,
+    AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged, TimestampDeferred, TimestampResumed,
+    PublishingStopped,
 )}
 EVENT_TYPES = frozenset(KINDS)
 
@@ -294,6 +331,14 @@ FIELD_DOCS = {
     "delivered_on": "the delivery's date (YYYY-MM-DD)",
     "retention_days": "the agreement's retention period in days",
     "files": "config files that changed, by path, with their new SHA-256 (null: removed)",
+    "tsa": "the time-stamping authority's URL",
+    "head_seq": "the sequence number of the signed head waiting for its time stamp",
+    "pending": "how many signed heads wait for a time stamp",
+    "problem": "what went wrong with the time-stamping authority, in words",
+    "since": "when the time-stamping authority stopped answering (UTC, ISO 8601)",
+    "stamped": "how many waiting heads got their time stamp",
+    "publishing_stopped": "whether publishing had stopped while the heads waited",
+    "limit": "how long heads may wait for a time stamp before publishing stops (settings)",
 }
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}

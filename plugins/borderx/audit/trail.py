@@ -13,14 +13,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from borderx.audit.events import EVENT_TYPES, Event
 
 TRAIL_FILE = "trail.jsonl"
 GENESIS = "0" * 64
 
-__all__ = ["AuditTrail", "ChainBreak", "EVENT_TYPES", "GENESIS", "TRAIL_FILE", "canonical", "event_hash"]
+__all__ = ["AuditTrail", "ChainBreak", "check_chain", "EVENT_TYPES", "GENESIS", "TRAIL_FILE", "canonical", "event_hash"]
 
 
 def canonical(obj: Any) -> bytes:
@@ -90,22 +90,34 @@ class AuditTrail:
         """Recomputes the chain; returns how many events fit and the first that does not."""
         if not self.path.exists():
             return 0, None
-        prev, expected_seq, count = GENESIS, 1, 0
         with open(self.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    return count, ChainBreak(lineno, "?", "not a JSON event")
-                seq = event.get("seq")
-                if event.get("prev") != prev:
-                    return count, ChainBreak(lineno, seq, "does not follow the event before it (prev hash differs)")
-                if event.get("hash") != event_hash(event):
-                    return count, ChainBreak(lineno, seq, "content changed (hash does not match)")
-                if seq != expected_seq:
-                    return count, ChainBreak(lineno, seq, f"sequence number {seq}, expected {expected_seq}")
-                prev, expected_seq, count = event["hash"], expected_seq + 1, count + 1
-        return count, None
+            return check_chain(parse_lines(fh))
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[dict | None]:
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            yield None
+
+
+def check_chain(events: Iterable[dict | None]) -> tuple[int, ChainBreak | None]:
+    """How many events, in order from the first, fit the hash chain, and the first that does not (None for
+    a line that is not JSON)."""
+    prev, expected_seq, count = GENESIS, 1, 0
+    for lineno, event in enumerate(events, start=1):
+        if not isinstance(event, dict):
+            return count, ChainBreak(lineno, "?", "not a JSON event")
+        seq = event.get("seq")
+        if event.get("prev") != prev:
+            return count, ChainBreak(lineno, seq, "does not follow the event before it (prev hash differs)")
+        if event.get("hash") != event_hash(event):
+            return count, ChainBreak(lineno, seq, "content changed (hash does not match)")
+        if seq != expected_seq:
+            return count, ChainBreak(lineno, seq, f"sequence number {seq}, expected {expected_seq}")
+        prev, expected_seq, count = event["hash"], expected_seq + 1, count + 1
+    return count, None
 
 
 def _last_event(fh) -> dict | None:

@@ -14,12 +14,25 @@ def register(sub) -> None:
     p = sub.add_parser("audit", help="verify the audit trail, report what was shared")
     audit = p.add_subparsers(dest="audit_command", metavar="ACTION")
     v = audit.add_parser("verify", help="recompute the hash chain and check it against the signed heads in the bucket",
-                         description="Recomputes the hash chain of DIR/audit/trail.jsonl, then checks every signed "
-                         "head in s3://BUCKET/audit/heads/ (or, with --local, the copies in DIR/audit/heads/). "
-                         "Exit 1 naming the first event that does not fit.")
+                         description="Recomputes the hash chain of DIR/audit/trail.jsonl (or, with --from-bucket, of "
+                         "the segments in s3://BUCKET/audit/segments/), then checks every signed head in "
+                         "s3://BUCKET/audit/heads/ (or, with --local, the copies in DIR/audit/heads/): its signature "
+                         "with the hub key, the event it names, the head before it, and its RFC 3161 time stamp. "
+                         "Exit 1 naming the first event that does not fit, a gap in the heads, a rollback below "
+                         "the head kept in --state, or unanchored events older than audit.max_unanchored_age.")
     _home_arg(v)
     _s3_args(v)
-    v.add_argument("--local", action="store_true", help="check the local copies of the heads; do not ask the bucket")
+    v.add_argument("--hub-key", metavar="FILE", type=Path,
+                   help="the hub's public key as you hold it: an allowed_signers line or a .pub file "
+                   "(default: the key the home's settings give, trusted as the hub gives it)")
+    v.add_argument("--state", metavar="FILE", type=Path,
+                   help="your memory of the newest head accepted; a later verify finding an older one fails")
+    v.add_argument("--tsa-ca", metavar="FILE", type=Path,
+                   help="the TSA's CA certificate (PEM) to check time stamps with (default: the home's settings)")
+    where = v.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="check the local copies of the heads; do not ask the bucket")
+    where.add_argument("--from-bucket", action="store_true",
+                       help="read the events from the bucket's segments: no access to the hub's disk needed")
     v.set_defaults(func=cmd_audit_verify)
     r = audit.add_parser("report", help="what was shared, by whom, with whom, under which agreement",
                          description="Per agreement, provider, recipient and dataset: deliveries, rows and suppressed "
@@ -42,28 +55,22 @@ def register(sub) -> None:
 
 
 def cmd_audit_verify(args) -> int:
-    from borderx.audit.anchors import verify
-    from borderx.exchange import Runtime
-
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from borderx.audit import verify_cmd
     from borderx.bucket.client import failure
 
-    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
-    hub_key = rt.config.settings.hub.signing_public_key
-    where = "local copies" if args.local else f"s3://{rt.target.bucket}/audit/heads/"
+    audit = verify_cmd.Audit.open(args.home, verify_cmd.Asked.from_args(args))
     try:
-        verdict = verify(rt.trail, hub_key, None if args.local else rt.s3, rt.target.bucket)
+        audit.run(dt.datetime.now(dt.timezone.utc))
     except (ClientError, BotoCoreError) as exc:
-        # The heads could not be read, so nothing was verified: a failed check, not a crash.
-        print(f"{failure(rt.s3, where, exc)}; the trail was not verified against its heads", file=sys.stderr)
+        # The bucket could not be read, so nothing was verified: a failed check, not a crash.
+        print(printable(f"{failure(audit.s3, audit.heads_where, exc)}; the trail was not verified against its heads"),
+              file=sys.stderr)
         return EXIT_FAILED
-    if verdict.broken:
-        print(printable(f"{rt.trail.path}: {verdict.broken}"))
-        return EXIT_FAILED
-    print(printable(f"ok: {verdict.events} events in {rt.trail.path}, chain intact, {verdict.heads} signed head(s) "
-                    f"in {where} match"))
-    return EXIT_OK
+    for line in audit.report():
+        print(printable(line))
+    return EXIT_OK if audit.ok else EXIT_FAILED
 
 
 def cmd_audit_report(args) -> int:

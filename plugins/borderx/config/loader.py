@@ -284,6 +284,24 @@ def check_config(home: Path, *, today: dt.date | None = None) -> list[Problem]:
     return _load(Path(home), today or dt.date.today())[1] + _link_problems(Path(home).resolve())
 
 
+def _check_tsa_ca(home: Path, settings: Settings, problems: list[Problem]) -> None:
+    """A TSA whose CA cannot be read would leave every head unstamped until publishing stops: caught here."""
+    tsa = settings.audit.tsa
+    if tsa is None:
+        return
+    from cryptography import x509
+
+    path = Path(tsa.ca_certificate)
+    path = path if path.is_absolute() else home / path
+    try:
+        x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as exc:
+        problems.append(Problem(f"config/{SETTINGS_FILE}", "audit.tsa.ca_certificate", f"{path}: {exc.strerror}"))
+    except ValueError:
+        problems.append(Problem(f"config/{SETTINGS_FILE}", "audit.tsa.ca_certificate",
+                                f"{path}: not a PEM certificate"))
+
+
 def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Problem]]:
     problems: list[Problem] = []
     home = home.resolve()
@@ -307,6 +325,7 @@ def _load(home: Path, today: dt.date) -> tuple[DeploymentConfig | None, list[Pro
             load_ssh_public_key(settings.hub.signing_public_key.encode())
         except ValueError:
             problems.append(Problem(f"config/{SETTINGS_FILE}", "hub.signing_public_key", "not a valid OpenSSH ed25519 public key"))
+        _check_tsa_ca(home, settings, problems)
     _cross_check(home, settings, agencies, agreements, datasets, today, problems, broken)
     if not agreements and not problems:
         problems.append(Problem("config/agreements", "-", "no agreement defined: nothing can be exchanged"))

@@ -219,10 +219,31 @@ class IntakeSettings(_Model):
     settle_seconds: float = Field(default=5.0, ge=0, description="a file must be unchanged this long to count as complete")
 
 
+class TsaSettings(_Model):
+    """An RFC 3161 time-stamping authority: every signed audit head gets a token from it."""
+
+    url: str = Field(pattern=r"^https?://", description="where time-stamp queries are POSTed")
+    ca_certificate: str = Field(description="PEM file of the CA the TSA's certificate chains to, relative to the home")
+    policy: str | None = Field(default=None, pattern=r"^[0-2](\.[0-9]+)+$",
+                               description="the TSA policy OID a token must carry, if any")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+class AuditSettings(_Model):
+    max_unanchored_age: dt.timedelta = Field(
+        default=dt.timedelta(hours=3),
+        description="events not yet covered by a signed head fail `audit verify` once older than this")
+    acceptable_timestamp_failure: dt.timedelta = Field(
+        default=dt.timedelta(hours=4),
+        description="how long heads may wait for a time stamp before publishing stops until the TSA answers")
+    tsa: TsaSettings | None = None
+
+
 class Settings(_Model):
     hub: Hub
     s3: S3Settings = S3Settings()
     intake: IntakeSettings = IntakeSettings()
+    audit: AuditSettings = AuditSettings()
     expectations_dir: str = Field(default="expectations", description="relative to the home")
 
 

@@ -135,10 +135,24 @@ def mirror_deliveries(rt, destination: Path) -> list[Path]:
     return copied
 
 
+def mirror_audit(rt, destination: Path) -> list[Path]:
+    """Copies the signed heads, their time stamps and the trail's segments next to the home, so an auditor can
+    try `ssh-keygen -Y verify` and `openssl ts -verify` on them after the local endpoint is gone."""
+    copied = []
+    for page in rt.s3.get_paginator("list_objects_v2").paginate(Bucket=rt.target.bucket, Prefix="audit/"):
+        for obj in page.get("Contents", []):
+            local = destination / obj["Key"]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            rt.s3.download_file(rt.target.bucket, obj["Key"], str(local))
+            copied.append(local)
+    return copied
+
+
 def run_demo(home_dir: str | None, *, endpoint_url: str | None = None, bucket: str | None = None, out=None) -> int:
     from borderx.exchange import Runtime, run_once
     from borderx.cli.summary import print_run_summary
     from borderx.dev.local_s3 import local_s3
+    from borderx.dev.tsa import CA_FILE, local_tsa_for_home
 
     out = out or sys.stdout
     today = dt.date.today()
@@ -151,15 +165,37 @@ def run_demo(home_dir: str | None, *, endpoint_url: str | None = None, bucket: s
             endpoint_url = stack.enter_context(local_s3())
             print(f"local S3 endpoint: {endpoint_url} (stops when the demo ends; deliveries are mirrored to "
                   f"{home.root / 'bucket'})", file=out)
+            tsa_url = stack.enter_context(local_tsa_for_home(home.root))
+            print(f"local time-stamping authority: {tsa_url} (CA: {home.root / 'keys' / CA_FILE})", file=out)
         rt = Runtime.open(home.root, endpoint_url=endpoint_url, bucket=bucket)
         summary = run_once(rt, settle_seconds=0)
         print_run_summary(rt, summary, out)
         mirror_deliveries(rt, home.root / "bucket")
+        mirror_audit(rt, home.root / "bucket")
     count, broken = rt.trail.verify()
     print(f"audit: {count} events in {rt.trail.path}, chain {'BROKEN at ' + str(broken) if broken else 'intact'}",
           file=out)
     _print_recipient_commands(home, rt, summary, out)
+    _print_auditor_commands(home, rt, out)
     return 0 if summary.published and not broken else 1
+
+
+def _print_auditor_commands(home: Home, rt, out) -> None:
+    from borderx.audit.anchors import NAMESPACE as AUDIT_NAMESPACE
+    from borderx.dev.tsa import CA_FILE
+
+    heads = sorted((home.root / "bucket" / "audit" / "heads").glob("*.json"))
+    if not heads:
+        return
+    signers = home.root / "keys" / "allowed_signers.audit"
+    signers.write_text(sshsig.allowed_signers_line(HUB, rt.config.settings.hub.signing_public_key, AUDIT_NAMESPACE)
+                       + "\n", encoding="utf-8")
+    print("\nan auditor checks the newest signed head and its time stamp with standard tools (docs/audit.md):", file=out)
+    print(f"  cd {heads[-1].parent}", file=out)
+    print(f"  ssh-keygen -Y verify -f {signers} -I {HUB} -n {AUDIT_NAMESPACE} -s {heads[-1].name}.sig "
+          f"< {heads[-1].name}", file=out)
+    print(f"  openssl ts -verify -data {heads[-1].name} -in {heads[-1].name}.tsr -CAfile "
+          f"{home.root / 'keys' / CA_FILE}", file=out)
 
 
 def _print_recipient_commands(home: Home, rt, summary, out) -> None:

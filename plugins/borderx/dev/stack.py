@@ -285,8 +285,12 @@ def running(home: Home, *, port: int, s3_endpoint: str | None = None, ready_time
     with contextlib.ExitStack() as cleanup:
         started_s3 = not s3_endpoint
         if started_s3:
+            from borderx.dev.tsa import local_tsa_for_home
+
             s3_endpoint = cleanup.enter_context(local_s3())
             on_progress(f"local S3 endpoint on {s3_endpoint}")
+            # Beside the local bucket, a local TSA: the settings point at it while the stack runs.
+            on_progress(f"local time-stamping authority on {cleanup.enter_context(local_tsa_for_home(home.root))}")
         stack = Stack(paths, port, s3_endpoint, airflow_env(paths, s3_endpoint=s3_endpoint, port=port), started_s3)
         on_progress("preparing Airflow's database")
         _prepare_database(stack)

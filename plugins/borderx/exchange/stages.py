@@ -185,6 +185,7 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
     if is_published(rt.s3, rt.target, location):
         rt.trail.record(ev.AlreadyPublished(**_plan_fields(plan, extract)), actor=actor)
         return result("already-published")
+    _check_publishing(rt)
     private_folders(rt.home.work)
     work = rt.home.work / f"{plan.delivery_id}.csv.age"
     try:
@@ -258,11 +259,23 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
 
 
 def close_segment(rt: Runtime):
-    """Signs the audit trail's head and puts it in the bucket, ending a run's segment of the chain."""
+    """Signs the audit trail's head and puts it in the bucket, ending a run's segment of the chain; the head
+    is time-stamped when settings name a TSA."""
     from borderx.audit.anchors import anchor
+    from borderx.audit.timestamps import stamping_for
 
     ensure_bucket(rt.s3, rt.target.bucket)
-    return anchor(rt.trail, rt.signing_key, rt.hub_fingerprint, rt.s3, rt.target.bucket)
+    return anchor(rt.trail, rt.signing_key, rt.hub_fingerprint, rt.s3, rt.target.bucket, stamping=stamping_for(rt))
+
+
+def _check_publishing(rt: Runtime) -> None:
+    """TimestampingStopped while signed heads have waited for a time stamp longer than settings accept."""
+    from borderx.audit.anchors import check_publishing
+    from borderx.audit.timestamps import stamping_for
+
+    stamping = stamping_for(rt)
+    if stamping is not None:
+        check_publishing(rt.trail, stamping, rt.s3, rt.target.bucket)
 
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None,
