@@ -32,6 +32,11 @@ class KeyMaterialError(BorderxError):
     """A private key could not be obtained or parsed. Never carries key material."""
 
 
+class KeyRequestError(BorderxError):
+    """An agency's key-change request is refused: unreadable, too large, not signed by a valid signing key of
+    that agency, expired or already accepted. Names the request file, the agency and the key's fingerprint."""
+
+
 class HomeError(BorderxError):
     """The deployment home cannot be used as asked (not empty, not ours, missing folders)."""
 

@@ -1,4 +1,8 @@
-"""Key generation for agencies and the hub, and loading the hub's private signing key from where settings say."""
+"""Key generation, listing keys with their status, and loading the hub's private signing key from where settings say.
+
+`generate_keys` is for an agency on its own machine (`borderx keys generate`) and for the demo, which plays every
+agency; the hub itself never makes or keeps an agency's private key (see borderx.agency_keys).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from borderx.config.loader import load_agencies, load_agency_files
+from borderx.config.loader import load_agencies
 from borderx.config.models import KeySource
 from borderx.crypto import age, sshsig
 from borderx.errors import KeyMaterialError
@@ -95,7 +99,7 @@ def _from_airflow_connection(conn_id: str) -> tuple[bytes, str]:
     return secret.encode(), f"Airflow connection {conn_id!r}"
 
 
-# -- lifecycle: listing keys with their status, rotating an agency's keys --------------------------
+# -- lifecycle: listing keys with their status (an agency changes its keys through borderx.agency_keys) --
 
 EXPIRING_WITHIN_DAYS = 30
 CURRENT, EXPIRING, NOT_YET_VALID, EXPIRED, REVOKED = "current", "expiring", "not yet valid", "expired", "revoked"
@@ -155,88 +159,3 @@ def format_key_table(rows: list[KeyRow]) -> str:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in table)
-
-
-@dataclass(frozen=True)
-class Rotation:
-    agency: str
-    file: Path
-    keys: GeneratedKeys
-    valid_from: dt.date
-    ended: list[tuple[str, str, dt.date | None, dt.date]]  # kind, key, valid_to before, valid_to now
-    comments_dropped: bool
-
-    def describe(self) -> str:
-        lines = [f"{self.file}:"]
-        lines.append(f"  added age key {self.keys.age_recipient} valid from {self.valid_from}")
-        lines.append(f"  added ssh key {sshsig.fingerprint(self.keys.ssh_public_key)} valid from {self.valid_from}")
-        for kind, key, before, after in self.ended:
-            shown = sshsig.fingerprint(key) if kind == "ssh" else key
-            lines.append(f"  {kind} key {shown}: valid_to {before or '(none)'} -> {after}")
-        if not self.ended:
-            lines.append("  no current key needed an earlier end date")
-        if self.comments_dropped:
-            lines.append("  note: comments inside the file were not kept (PyYAML drops them); the header comment was")
-        return "\n".join(lines) + "\n"
-
-
-def _leading_comments(text: str) -> tuple[str, bool]:
-    lines = text.splitlines(keepends=True)
-    n = 0
-    while n < len(lines) and lines[n].lstrip().startswith("#"):
-        n += 1
-    rest = lines[n:]
-    # A '#' that starts a line or follows a blank is a comment to YAML; inside a quoted value it is a
-    # false alarm, which only costs a needless note.
-    dropped = any(line.lstrip().startswith("#") or " #" in line for line in rest)
-    return "".join(lines[:n]), dropped
-
-
-def rotate_keys(home: Path, agency_id: str, out_dir: Path, *, overlap_days: int = 30,
-                today: dt.date | None = None) -> Rotation:
-    """Generates new keys for an agency, adds them valid from today, and ends its current keys after the overlap.
-
-    Only classic age keys and ssh keys are ended: the new age key is classic, so hybrid post-quantum
-    keys keep their dates. During the overlap both old and new age keys are usable, and the exchange
-    encrypts to every usable key, so either identity opens what is published meanwhile.
-    """
-    import yaml
-    from pydantic import ValidationError
-
-    from borderx.config.models import Agency
-    from borderx.errors import ConfigError
-
-    if overlap_days < 0:
-        raise ValueError("overlap_days must be 0 or more")
-    today = today or dt.date.today()
-    agencies = load_agency_files(home)
-    if agency_id not in agencies:
-        known = ", ".join(sorted(agencies)) or "none"
-        raise KeyMaterialError(f"no agency {agency_id} in {Path(home) / 'config' / 'agencies'} (known: {known})")
-    path, agency = agencies[agency_id]
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    header, dropped = _leading_comments(text)
-    end = today + dt.timedelta(days=overlap_days)
-    ended = []
-    for field, kind, replaced in (("age_recipients", "age", lambda k: not k.post_quantum),
-                                  ("signing_keys", "ssh", lambda k: True)):
-        for entry, key in zip(data.get(field) or [], getattr(agency, field)):
-            if key.usable_on(today) and replaced(key) and not (key.valid_to and key.valid_to <= end):
-                entry["valid_to"] = end
-                ended.append((kind, key.key, key.valid_to, end))
-    generated = generate_keys(agency_id, Path(out_dir))
-    data.setdefault("age_recipients", []).append({"key": generated.age_recipient, "valid_from": today})
-    data.setdefault("signing_keys", []).append({"key": generated.ssh_public_key, "valid_from": today})
-    try:
-        Agency.model_validate(data)
-    except ValidationError as exc:
-        from borderx.config.loader import Problem
-
-        raise ConfigError([Problem(str(path), ".".join(map(str, e["loc"])) or "-", e["msg"]) for e in exc.errors()]) from None
-    body = header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
-    return Rotation(agency_id, path, generated, today, ended, dropped)

@@ -263,10 +263,26 @@ class PublishingStopped(Event):
     problem: str
 
 
+@dataclass(frozen=True)
+class KeysChanged(Event):
+    """An agency's keys changed on its own signed request (`borderx keys accept`): keys added, current keys
+    ending after the overlap, keys revoked."""
+
+    TYPE = "keys-changed"
+    agency: str
+    request_id: str
+    request_sha256: str
+    signed_by: str
+    added: list[str]
+    ended: dict[str, str]
+    revoked_keys: list[str]
+    config_file: str
+
+
 KINDS: dict[str, type[Event]] = {kind.TYPE: kind for kind in (
     CopiedIn, Received, Validated, Blocked, Quarantined, Minimised, Suppressed, Encrypted, Signed, Published,
     AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged, TimestampDeferred, TimestampResumed,
-    PublishingStopped,
+    PublishingStopped, KeysChanged,
 )}
 EVENT_TYPES = frozenset(KINDS)
 
@@ -339,6 +355,14 @@ FIELD_DOCS = {
     "stamped": "how many waiting heads got their time stamp",
     "publishing_stopped": "whether publishing had stopped while the heads waited",
     "limit": "how long heads may wait for a time stamp before publishing stops (settings)",
+    "agency": "the agency whose keys changed",
+    "request_id": "the key request's id, remembered by the hub so the request cannot be replayed",
+    "request_sha256": "SHA-256 of the key request as signed",
+    "signed_by": "fingerprint of the agency's signing key that signed the request",
+    "added": "the keys added: age recipients as they are, ssh keys as fingerprints",
+    "ended": "current keys given an end date (valid_to, YYYY-MM-DD) by the overlap, by key",
+    "revoked_keys": "the keys revoked at the agency's request",
+    "config_file": "the agency's config file that was changed, relative to the home",
 }
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}

@@ -11,7 +11,7 @@ from borderx.cli.audit_cmds import cmd_audit_report, cmd_audit_show, cmd_audit_v
 from borderx.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from borderx.cli.config_cmds import cmd_check
 from borderx.cli.deliveries_cmds import cmd_access_policy, cmd_deliveries_list, cmd_deliveries_revoke
-from borderx.cli.keys_cmds import cmd_keys_generate, cmd_keys_list, cmd_keys_rotate
+from borderx.cli.keys_cmds import cmd_keys_accept, cmd_keys_generate, cmd_keys_list, cmd_keys_request
 from borderx.cli.parser import DESCRIPTION, EPILOG, build_parser, main
 from borderx.cli.recipient_cmds import cmd_decrypt, cmd_fetch, cmd_verify
 from borderx.cli.run_cmds import cmd_demo, cmd_run
@@ -33,9 +33,10 @@ __all__ = [
     "cmd_deliveries_revoke",
     "cmd_demo",
     "cmd_fetch",
+    "cmd_keys_accept",
     "cmd_keys_generate",
     "cmd_keys_list",
-    "cmd_keys_rotate",
+    "cmd_keys_request",
     "cmd_run",
     "cmd_verify",
     "main",

@@ -33,6 +33,8 @@ examples:
   borderx run --once --home /srv/borderx process what waits in the intake folders
   borderx keys generate ZA-DHA --out keys/ZA-DHA
   borderx keys list --home /srv/borderx  every agency key with its status
+  borderx keys request NA-MHAISS --ssh-key new.pub --sign-with current_key --out req.json   (the agency)
+  borderx keys accept req.json --home /srv/borderx   verify an agency's signed key request and apply it
   borderx fetch --recipient NA-MHAISS --identity age.key --hub-key allowed_signers --out inbox
   borderx audit verify --home /srv/borderx
   borderx audit report --from 2026-11-01 --to 2026-11-30 --format html --out report.html
