@@ -1,4 +1,5 @@
-"""Agency keys over their life: listed with their status, rotated with an overlap both identities can read."""
+"""Agency keys over their life: listed with their status, changed on the agency's signed request with an overlap
+both identities can read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from borderx import keys as keymod
+from borderx.agency_keys import accept_request, make_request
 from borderx.cli import main
 from borderx.config.loader import check_config, load_config
 from borderx.crypto import age, sshsig
@@ -81,37 +83,56 @@ def test_keys_list_works_when_keys_ran_out(demo_home, capsys):
     assert za_sars and za_sars[0].rstrip().endswith("expired")
 
 
-def test_rotate_then_a_delivery_opens_with_the_old_and_the_new_identity(demo_home, s3_endpoint, bucket, s3, tmp_path,
-                                                                        capsys):
+def _request(home, agency: str, tmp_path, **asked):
+    """A request signed by the agency's current key; the demo home holds it, as the demo plays every agency."""
+    signer = sshsig.load_private_key((home.root / "keys" / agency / "ssh_ed25519").read_bytes())
+    _, raw, signature = make_request(agency, signer, **asked)
+    path = tmp_path / f"{agency}-request.json"
+    path.write_bytes(raw)
+    path.with_name(path.name + ".sig").write_text(signature)
+    return path
+
+
+def test_a_key_change_then_a_delivery_opens_with_the_old_and_the_new_identity(demo_home, s3_endpoint, bucket, s3,
+                                                                             tmp_path, capsys):
     path = _agency_file(demo_home, "NA-MHAISS")
     before = yaml.safe_load(path.read_text())
     old_recipient, old_ssh = before["age_recipients"][0]["key"], before["signing_keys"][0]["key"]
     text = path.read_text().replace("kind: migration", "kind: migration  # receives flows and goods")
     path.write_text("# yaml-language-server: $schema=../schema/agency.schema.json\n# NA's keys\n" + text)
 
-    new_dir = tmp_path / "new-keys"
-    assert main(["keys", "rotate", "NA-MHAISS", "--out", str(new_dir), "--home", str(demo_home.root)]) == 0
-    out = capsys.readouterr().out
-    end = TODAY + dt.timedelta(days=30)
+    # The agency makes its new keys on its own machine, and asks for them with its current key.
+    new_dir = tmp_path / "agency-machine" / "new-keys"
+    assert main(["keys", "generate", "NA-MHAISS", "--out", str(new_dir)]) == 0
     new_identity = new_dir / "age.key"
     new_recipient = age.parse_identities(new_identity.read_text())[0].recipient().string
+    request = tmp_path / "agency-machine" / "request.json"
+    assert main(["keys", "request", "NA-MHAISS", "--age-recipient", new_recipient, "--ssh-key",
+                 str(new_dir / "ssh_ed25519.pub"), "--sign-with", str(demo_home.root / "keys" / "NA-MHAISS" / "ssh_ed25519"),
+                 "--out", str(request)]) == 0
+    capsys.readouterr()
+    assert main(["keys", "accept", str(request), "--home", str(demo_home.root)]) == 0
+    out = capsys.readouterr().out
+    end = TODAY + dt.timedelta(days=30)
     assert f"added age key {new_recipient} valid from {TODAY}" in out
-    assert f"age key {old_recipient}: valid_to (none) -> {end}" in out
-    assert f"ssh key {sshsig.fingerprint(old_ssh)}: valid_to (none) -> {end}" in out
-    assert "comments inside the file were not kept" in out
+    assert f"key {old_recipient}: valid_to -> {end}" in out
+    assert f"key {sshsig.fingerprint(old_ssh)}: valid_to -> {end}" in out
     assert "SECRET" not in out and "PRIVATE" not in out
     for name in ("age.key", "ssh_ed25519"):
         assert (new_dir / name).stat().st_mode & 0o777 == 0o600
 
     text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=../schema/agency.schema.json\n# NA's keys\n")
+    assert "# receives flows and goods" in text
     after = yaml.safe_load(text)
     assert list(after) == list(before), "the fields keep their order"
     assert after["age_recipients"] == [
         {"key": old_recipient, "valid_from": before["age_recipients"][0]["valid_from"], "valid_to": end},
         {"key": new_recipient, "valid_from": TODAY},
     ]
-    assert after["signing_keys"][1] == {"key": (new_dir / "ssh_ed25519.pub").read_text().strip(), "valid_from": TODAY}
+    new_ssh = (new_dir / "ssh_ed25519.pub").read_text().strip()
+    assert sshsig.fingerprint(after["signing_keys"][1]["key"]) == sshsig.fingerprint(new_ssh)
+    assert after["signing_keys"][1]["valid_from"] == TODAY
     assert after["signing_keys"][0]["valid_to"] == end
     assert check_config(demo_home.root) == []
     statuses = {r.key: r.status for r in keymod.list_keys(demo_home.root, TODAY)}
@@ -141,7 +162,7 @@ def test_rotate_then_a_delivery_opens_with_the_old_and_the_new_identity(demo_hom
     assert plain in fetched["new"].values()
 
 
-def test_rotate_leaves_other_keys_alone(demo_home, tmp_path):
+def test_a_key_change_leaves_other_keys_alone(demo_home, tmp_path):
     path = _agency_file(demo_home, "BW-BURS")
     agency = yaml.safe_load(path.read_text())
     soon = TODAY + dt.timedelta(days=5)
@@ -154,33 +175,45 @@ def test_rotate_leaves_other_keys_alone(demo_home, tmp_path):
     ]
     path.write_text(yaml.safe_dump(agency, sort_keys=False))
 
-    rotation = keymod.rotate_keys(demo_home.root, "BW-BURS", tmp_path / "k", overlap_days=14)
+    new = _age_key()
+    acceptance = accept_request(demo_home, _request(demo_home, "BW-BURS", tmp_path, age_recipients=[new],
+                                                    overlap_days=14))
     by_key = {k["key"]: k for k in yaml.safe_load(path.read_text())["age_recipients"]}
     assert by_key[agency["age_recipients"][0]["key"]]["valid_to"] == TODAY + dt.timedelta(days=14)
     assert by_key[ending]["valid_to"] == soon, "an earlier end is never pushed back"
     assert by_key[revoked] == {"key": revoked, "valid_from": TODAY - dt.timedelta(days=10), "revoked": True}
     assert by_key[expired]["valid_to"] == dt.date(2021, 1, 1)
     assert "valid_to" not in by_key[pq], "a hybrid key is not replaced by the new classic one"
-    assert [e[1] for e in rotation.ended if e[0] == "age"] == [agency["age_recipients"][0]["key"]]
-    assert not rotation.comments_dropped
+    assert by_key[new] == {"key": new, "valid_from": TODAY}
+    assert list(acceptance.changes.ended) == [agency["age_recipients"][0]["key"]]
+    signing = yaml.safe_load(path.read_text())["signing_keys"]
+    assert len(signing) == 1 and "valid_to" not in signing[0], "no new ssh key, so the current one does not end"
+    assert not acceptance.comments_dropped
 
 
-def test_rotate_refuses_what_it_cannot_do_and_changes_nothing(demo_home, tmp_path, capsys):
+def test_accept_refuses_what_it_cannot_do_and_changes_nothing(demo_home, tmp_path, capsys):
     path = _agency_file(demo_home, "ZA-DHA")
     original = path.read_text()
     home = ["--home", str(demo_home.root)]
-    assert main(["keys", "rotate", "XX-NOPE", "--out", str(tmp_path / "a"), *home]) == 1
-    assert "no agency XX-NOPE" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists()
+    request = _request(demo_home, "ZA-DHA", tmp_path, age_recipients=[_age_key()])
+    other = demo_home.root.parent / "other-home"
+    (other / "config" / "agencies").mkdir(parents=True)
+    assert main(["keys", "accept", str(request), "--home", str(other)]) == 1
+    assert "no agency ZA-DHA" in capsys.readouterr().err
 
-    taken = tmp_path / "taken"
-    taken.mkdir()
-    (taken / "age.key").write_text("keep me")
-    assert main(["keys", "rotate", "ZA-DHA", "--out", str(taken), *home]) == 1
+    agency_side = tmp_path / "agency"
+    taken = agency_side / "request.json"
+    taken.parent.mkdir()
+    taken.write_text("keep me")
+    signer = str(demo_home.root / "keys" / "ZA-DHA" / "ssh_ed25519")
+    assert main(["keys", "request", "ZA-DHA", "--age-recipient", _age_key(), "--sign-with", signer,
+                 "--out", str(taken)]) == 1
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert path.read_text() == original and (taken / "age.key").read_text() == "keep me"
+    assert taken.read_text() == "keep me" and not (agency_side / "request.json.sig").exists()
 
     with pytest.raises(SystemExit) as exited:
-        main(["keys", "rotate", "ZA-DHA", "--out", str(tmp_path / "b"), "--overlap-days", "-1", *home])
+        main(["keys", "request", "ZA-DHA", "--age-recipient", _age_key(), "--sign-with", signer,
+              "--out", str(agency_side / "b.json"), "--overlap-days", "-1"])
     assert exited.value.code == 2
     assert path.read_text() == original
+    assert main(["keys", "accept", str(request), *home]) == 0
