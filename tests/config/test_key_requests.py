@@ -296,7 +296,7 @@ def test_the_agency_side_refuses_what_it_should_not_send(demo_home, tmp_path, ca
     base = ["keys", "request", "NA-MHAISS", "--sign-with", str(signer), "--out", str(out)]
     assert main([*base, "--ssh-key", str(signer)]) == 1
     assert "holds a private key" in capsys.readouterr().err and not out.exists()
-    assert main([*base, "--sign-with", f"{signer}.pub", "--age-recipient", age_keygen(tmp_path / "a.key")]) == 1
+    assert main([*base, "--sign-with", str(tmp_path / "nowhere"), "--age-recipient", age_keygen(tmp_path / "a.key")]) == 1
     assert "--sign-with" in capsys.readouterr().err and not out.exists()
     assert main(base) == 1
     assert "asks for nothing" in capsys.readouterr().err
@@ -324,3 +324,18 @@ def test_keys_rotate_is_gone(demo_home, tmp_path):
         main(["keys", "rotate", "NA-MHAISS", "--out", str(tmp_path / "k"), "--home", str(demo_home.root)])
     assert exited.value.code == 2
     assert not (tmp_path / "k").exists()
+
+
+def test_a_request_signed_with_ssh_keygen_itself_is_accepted(demo_home, tmp_path, capsys):
+    # A key with a passphrase, in ssh-agent or on a token: borderx writes the request, ssh-keygen signs it.
+    signer = current_key(demo_home, "BW-BURS")
+    out = tmp_path / "agency" / "req.json"
+    new_age = age_keygen(tmp_path / "a.key")
+    assert main(["keys", "request", "BW-BURS", "--age-recipient", new_age, "--sign-with", f"{signer}.pub",
+                 "--out", str(out)]) == 0
+    assert f"ssh-keygen -Y sign -n {NAMESPACE}" in capsys.readouterr().out
+    assert out.exists() and not Path(f"{out}.sig").exists()
+    _refused_early(demo_home, out, capsys, "cannot be read")
+    subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", NAMESPACE, "-f", str(signer), str(out)], check=True)
+    assert accept(demo_home, out) == 0
+    assert new_age in agency_file(demo_home, "BW-BURS").read_text()

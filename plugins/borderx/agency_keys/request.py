@@ -84,30 +84,37 @@ def revoke_target(value: str) -> str:
 def make_request(agency: str, signer, *, age_recipients=(), signing_keys=(), revoke=(),
                  overlap_days: int = DEFAULT_OVERLAP_DAYS, valid_to: dt.date | None = None,
                  expires_in_days: int = DEFAULT_EXPIRES_DAYS, now: dt.datetime | None = None,
-                 request_id: str | None = None) -> tuple[KeyRequest, bytes, str]:
-    """(request, its JSON bytes, their signature by `signer`, an Ed25519 private key). The request is checked
-    as the hub will check it, so an agency learns of a mistake before sending it."""
+                 request_id: str | None = None) -> tuple[KeyRequest, bytes, str | None]:
+    """(request, its JSON bytes, their signature by `signer`). The request is checked as the hub will check it,
+    so an agency learns of a mistake before sending it.
+
+    `signer` is the Ed25519 private key, or only its public key line: then no signature is made, and the
+    agency signs the bytes with `ssh-keygen -Y sign -n borderx-key-request` (a key with a passphrase, or one
+    held by ssh-agent or a token).
+    """
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
+    signed_by = " ".join(signer.split()[:2]) if isinstance(signer, str) else sshsig.public_key_line(signer)
     request = KeyRequest(
         request_id=request_id or os.urandom(16).hex(), agency=agency, created=now,
-        expires=now + dt.timedelta(days=expires_in_days), signed_by=sshsig.public_key_line(signer),
+        expires=now + dt.timedelta(days=expires_in_days), signed_by=signed_by,
         age_recipients=tuple(age_recipients), signing_keys=tuple(" ".join(k.split()[:2]) for k in signing_keys),
         revoke=tuple(revoke_target(r) for r in revoke), overlap_days=overlap_days, valid_to=valid_to)
     raw = request.to_json()
     parse_request(raw, "the new request")
-    return request, raw, sshsig.sign(signer, raw, NAMESPACE)
+    return request, raw, None if isinstance(signer, str) else sshsig.sign(signer, raw, NAMESPACE)
 
 
-def write_request(out: Path, raw: bytes, signature: str) -> tuple[Path, Path]:
-    """REQUEST and REQUEST.sig, never over existing files: a request is public, but one already sent must stay
-    what was sent."""
+def write_request(out: Path, raw: bytes, signature: str | None) -> tuple[Path, Path]:
+    """REQUEST and REQUEST.sig (unless there is no signature yet), never over existing files: a request is
+    public, but one already sent must stay what was sent."""
     sig_path = out.with_name(out.name + SIGNATURE_SUFFIX)
     taken = [str(p) for p in (out, sig_path) if p.exists()]
     if taken:
         raise KeyRequestError(f"refusing to overwrite existing files: {', '.join(taken)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(raw)
-    sig_path.write_text(signature, encoding="ascii")
+    if signature is not None:
+        sig_path.write_text(signature, encoding="ascii")
     return out, sig_path
 
 

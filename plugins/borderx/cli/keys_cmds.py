@@ -86,7 +86,8 @@ def _register_request(keys) -> None:
                     help="revoke one of the agency's keys at once: an age recipient, an ssh fingerprint "
                     "(SHA256:...) or public key line (repeatable)")
     kq.add_argument("--sign-with", required=True, metavar="CURRENT_KEY",
-                    help="the agency's current ssh ed25519 private key, as the hub knows its public part")
+                    help="the agency's current ssh ed25519 private key (unencrypted), as the hub knows its public "
+                    "part; or its .pub file, to sign REQUEST with ssh-keygen -Y sign afterwards")
     kq.add_argument("--out", required=True, metavar="REQUEST", help="the request file; its signature goes to REQUEST.sig")
     kq.add_argument("--overlap-days", type=_days, default=DEFAULT_OVERLAP_DAYS, metavar="N",
                     help="days the current keys stay valid beside the new ones, from acceptance (default: %(default)s)")
@@ -133,16 +134,26 @@ def cmd_keys_request(args) -> int:
     from borderx.errors import KeyMaterialError
 
     try:
-        signer = sshsig.load_private_key(Path(args.sign_with).read_bytes())
+        key = Path(args.sign_with).read_bytes()
     except OSError as exc:
         raise KeyMaterialError(f"--sign-with {args.sign_with}: cannot be read ({exc.strerror})") from None
+    try:
+        # A public key line: the agency signs with ssh-keygen itself (passphrase, ssh-agent, token).
+        signer = key.decode("ascii").strip() if key.startswith(b"ssh-ed25519 ") else sshsig.load_private_key(key)
     except ValueError as exc:
-        raise KeyMaterialError(f"--sign-with {args.sign_with}: {exc}") from None
+        raise KeyMaterialError(f"--sign-with {args.sign_with}: {exc}; give the .pub file to sign with "
+                               f"ssh-keygen instead") from None
     request, raw, signature = make_request(
         args.agency, signer, age_recipients=args.age_recipient,
         signing_keys=[_public_key_line(k) for k in args.ssh_key], revoke=args.revoke,
         overlap_days=args.overlap_days, valid_to=args.valid_to, expires_in_days=args.expires_in_days)
     out, sig = write_request(Path(args.out), raw, signature)
+    if signature is None:
+        print(printable(f"wrote {out}: request {request.request_id} for {request.agency}, to be signed by "
+                        f"{request.signer_fingerprint}, valid until {request.expires:%Y-%m-%dT%H:%M:%SZ}"))
+        print(printable(f"sign it: ssh-keygen -Y sign -n {NAMESPACE} -f PRIVATE_KEY {out}   (writes {sig})"))
+        print("then send both files to the hub operator")
+        return EXIT_OK
     print(printable(f"wrote {out} and {sig}: request {request.request_id} for {request.agency}, signed by "
                     f"{request.signer_fingerprint}, valid until {request.expires:%Y-%m-%dT%H:%M:%SZ}"))
     print(printable(f"send both files to the hub operator; anyone can check them with ssh-keygen -Y verify "
