@@ -181,7 +181,7 @@ def test_another_agencys_key_is_refused(demo_home, tmp_path, capsys):
 
     # Naming the right agency's key while signing with another's does not help either.
     raw = json.loads(req.read_text())
-    raw["signed_by"] = Path(f"{current_key(demo_home, 'NA-MHAISS')}.pub").read_text().strip()
+    raw["signed_by"] = " ".join(Path(f"{current_key(demo_home, 'NA-MHAISS')}.pub").read_text().split()[:2])
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(raw))
     subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", NAMESPACE, "-f", str(other), str(forged)], check=True)
@@ -233,6 +233,23 @@ def test_an_oversized_or_malformed_request_is_refused(demo_home, tmp_path, capsy
     unsigned = request(tmp_path, "BW-DIC", signer, "--age-recipient", age_keygen(tmp_path / "a.key"))
     Path(f"{unsigned}.sig").unlink()
     _refused_early(demo_home, unsigned, capsys, "cannot be read")
+
+    # Signed by the agency's own valid key, and still not something the hub writes into its config.
+    good = json.loads(unsigned.read_text())
+    new_key = Path(f"{ssh_keygen(tmp_path / 'n', 'BW-DIC')}.pub").read_text().split()
+    text = json.dumps(good)
+    for name, body, expected in (
+        ("comment.json", json.dumps({**good, "signing_keys": [f"{new_key[0]} {new_key[1]} x\nrevoked: true"]}),
+         "signing_keys.0"),
+        ("twice.json", text[:-1] + ', "agency": "NA-MHAISS"}', "each field once"),
+        ("upper.json", json.dumps({**good, "age_recipients": [good["age_recipients"][0].upper()]}), "age_recipients.0"),
+        ("long.json", json.dumps({**good, "expires": "2099-01-01T00:00:00Z"}), "expires"),
+    ):
+        bad = tmp_path / name
+        bad.write_text(body)
+        subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-n", NAMESPACE, "-f", str(signer), str(bad)], check=True)
+        _refused_early(demo_home, bad, capsys, expected)
+    assert not (demo_home.state / STATE_FILE).exists()
 
 
 def _refused_early(demo_home, req: Path, capsys, expected: str) -> None:

@@ -67,7 +67,8 @@ def _with_ruamel(text: str, changes: KeyChanges) -> str:
         rt.indent(mapping=2, sequence=4, offset=2)
     data = rt.load(text)
     for kind, name in KINDS.items():
-        if data.get(name) is None:
+        if not data.get(name):
+            # Also replaces a flow-style `[]`, which would keep the new entries on one line.
             data[name] = CommentedSeq()
         _edit_entries(data[name], kind, changes, CommentedMap)
     out = io.StringIO()

@@ -36,6 +36,8 @@ _FIELDS = {"format", "request_id", "agency", "created", "expires", "signed_by", 
            "revoke", "overlap_days", "valid_to"}
 _REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+# Key lines without a comment: the hub adds the agency's id as the comment when it writes them.
+_SSH_KEY = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/]+={0,2}$")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -170,13 +172,15 @@ def _strings(doc: dict, field: str, shown: str) -> tuple[str, ...]:
 def _check_keys(request: KeyRequest, shown: str) -> None:
     for i, key in enumerate(request.age_recipients):
         try:
-            age.parse_recipient(key)
+            canonical = age.parse_recipient(key).string
         except ValueError as exc:
             _fail(shown, f"age_recipients.{i}", str(exc))
+        if canonical != key:
+            _fail(shown, f"age_recipients.{i}", f"write it as {canonical}")
     for i, key in enumerate((request.signed_by, *request.signing_keys)):
         field = "signed_by" if i == 0 else f"signing_keys.{i - 1}"
-        if not key.startswith("ssh-ed25519 "):
-            _fail(shown, field, "must be an OpenSSH ssh-ed25519 public key line")
+        if not _SSH_KEY.match(key):
+            _fail(shown, field, "must be an OpenSSH ssh-ed25519 public key, 'ssh-ed25519 BASE64', without a comment")
         try:
             sshsig.fingerprint(key)
         except ValueError as exc:
@@ -189,14 +193,22 @@ def _check_keys(request: KeyRequest, shown: str) -> None:
                 _fail(shown, f"revoke.{i}", "must be an age recipient or an ssh fingerprint (SHA256:...)")
 
 
+def _no_duplicates(pairs: list) -> dict:
+    # Readers that keep the first of two equal fields would see another request than this one.
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ValueError("a field appears twice")
+    return doc
+
+
 def parse_request(raw: bytes, shown: str) -> KeyRequest:
     """The request in `raw`, every field checked; its signature is not (see `read_request`)."""
     if len(raw) > MAX_REQUEST_BYTES:
         _fail(shown, "-", f"larger than {MAX_REQUEST_BYTES} bytes")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError):
-        _fail(shown, "-", "not UTF-8 JSON")
+        _fail(shown, "-", "not UTF-8 JSON with each field once")
     if not isinstance(doc, dict) or set(doc) != _FIELDS:
         _fail(shown, "-", f"must be an object with exactly the fields {', '.join(sorted(_FIELDS))}")
     if doc["format"] != FORMAT:
