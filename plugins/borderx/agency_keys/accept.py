@@ -59,7 +59,8 @@ def _check_signer(shown: Path, request: KeyRequest, agencies: dict[str, Agency],
     fp = request.signer_fingerprint
     own = [k for k in agencies[request.agency].signing_keys if key_id("ssh", k.key) == fp]
     if not own:
-        others = sorted(a for a, agency in agencies.items() if any(key_id("ssh", k.key) == fp for k in agency.signing_keys))
+        others = sorted(a for a, agency in agencies.items()
+                        if any(key_id("ssh", k.key) == fp for k in agency.signing_keys))
         if others:
             _refuse(shown, request, f"that is a key of {', '.join(others)}, not of {request.agency}")
         _refuse(shown, request, f"that is not a signing key of {request.agency}")
@@ -89,8 +90,9 @@ def plan_changes(shown: Path, request: KeyRequest, agencies: dict[str, Agency], 
     new = {"age": list(request.age_recipients), "ssh": list(request.signing_keys)}
     for kind, keys in new.items():
         for key in keys:
-            if key_id(kind, key) in known:
-                _refuse(shown, request, f"{kind} key {key_id(kind, key)} is already a key of {known[key_id(kind, key)]}")
+            ident = key_id(kind, key)
+            if ident in known:
+                _refuse(shown, request, f"{kind} key {ident} is already a key of {known[ident]}")
     if request.valid_to is not None and request.valid_to < today:
         _refuse(shown, request, f"the new keys would end on {request.valid_to}, before today")
     changes = KeyChanges()
@@ -155,7 +157,8 @@ class AcceptedRequests:
             return {}
         except ValueError:
             # Forgetting accepted ids would let them be replayed: a damaged file stops acceptance instead.
-            raise KeyRequestError(f"{self.path}: not readable JSON; mend or remove it before accepting requests") from None
+            raise KeyRequestError(f"{self.path}: not readable JSON; restore it from a backup (removing it would let "
+                                  "requests accepted before be accepted again until they expire)") from None
 
     def remember(self, request: KeyRequest, now: dt.datetime) -> None:
         kept = {rid: v for rid, v in self.load().items()
@@ -181,7 +184,8 @@ def accept_request(home: Home, request_path: Path, *, signature_path: Path | Non
         _check_signer(request_path, request, agencies, today)
         earlier = accepted.load().get(request.request_id)
         if earlier:
-            _refuse(request_path, request, f"request {request.request_id} was already accepted at {earlier['accepted']}")
+            _refuse(request_path, request,
+                    f"request {request.request_id} was already accepted at {earlier['accepted']}")
         _check_time(request_path, request, now)
         changes = plan_changes(request_path, request, agencies, today)
         path = files[request.agency][0]

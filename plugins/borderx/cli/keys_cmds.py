@@ -72,7 +72,8 @@ def _register_request(keys) -> None:
                          "borderx-key-request). Send both files to the hub operator, who runs `borderx keys accept`. "
                          "Only public keys are in the request; the private keys never leave the agency."),
                          epilog="example:\n  borderx keys generate NA-MHAISS --out ~/borderx-keys-2027\n"
-                         "  borderx keys request NA-MHAISS --age-recipient age1... --ssh-key ~/borderx-keys-2027/ssh_ed25519.pub \\\n"
+                         "  borderx keys request NA-MHAISS --age-recipient age1... \\\n"
+                         "      --ssh-key ~/borderx-keys-2027/ssh_ed25519.pub \\\n"
                          "      --sign-with ~/borderx-keys/ssh_ed25519 --out na-mhaiss-keys.json\n"
                          "  ssh-keygen -Y verify -f allowed_signers -I NA-MHAISS -n borderx-key-request \\\n"
                          "      -s na-mhaiss-keys.json.sig < na-mhaiss-keys.json",
@@ -88,7 +89,8 @@ def _register_request(keys) -> None:
     kq.add_argument("--sign-with", required=True, metavar="CURRENT_KEY",
                     help="the agency's current ssh ed25519 private key (unencrypted), as the hub knows its public "
                     "part; or its .pub file, to sign REQUEST with ssh-keygen -Y sign afterwards")
-    kq.add_argument("--out", required=True, metavar="REQUEST", help="the request file; its signature goes to REQUEST.sig")
+    kq.add_argument("--out", required=True, metavar="REQUEST",
+                    help="the request file; its signature goes to REQUEST.sig")
     kq.add_argument("--overlap-days", type=_days, default=DEFAULT_OVERLAP_DAYS, metavar="N",
                     help="days the current keys stay valid beside the new ones, from acceptance (default: %(default)s)")
     kq.add_argument("--valid-to", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
