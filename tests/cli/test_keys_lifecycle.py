@@ -160,6 +160,9 @@ def test_a_key_change_then_a_delivery_opens_with_the_old_and_the_new_identity(de
     plain = subprocess.run(["age", "-d", "-i", str(new_identity)], input=s3.get_object(Bucket=bucket, Key=key)["Body"].read(),
                            capture_output=True, check=True).stdout
     assert plain in fetched["new"].values()
+    # The key change, recorded before the run, is anchored with it.
+    assert main(["audit", "verify", "--home", str(demo_home.root), "--s3-endpoint", s3_endpoint,
+                 "--bucket", bucket]) == 0
 
 
 def test_a_key_change_leaves_other_keys_alone(demo_home, tmp_path):
