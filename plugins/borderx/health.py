@@ -61,7 +61,8 @@ def key_warnings(config: DeploymentConfig, today: dt.date, warn_days: int = WARN
                 )
                 when = (f"expired on {key.valid_to} ({_days(-left)} ago)" if left < 0
                         else f"expires on {key.valid_to} (in {_days(left)})")
-                then = "" if successor else "; no other key of this kind is valid after it: rotate now"
+                then = "" if successor else ("; no other key of this kind is valid after it: the agency should send"
+                                             " a new one now (borderx keys request)")
                 found.append(Finding(f"agency {agency.id}", f"{kind}.{i} {when}{then}"))
     return found
 

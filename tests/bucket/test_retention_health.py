@@ -99,7 +99,7 @@ def test_daily_checks_warn_of_expiring_keys_and_reviews_due(demo_home):
     assert report.ok, report.errors
     lines = [str(w) for w in report.warnings]
     assert len(lines) == 3, lines
-    assert any(line.startswith("agency ZA-SARS: signing_keys.0") and "in 10 days" in line and "rotate" in line
+    assert any(line.startswith("agency ZA-SARS: signing_keys.0") and "in 10 days" in line and "keys request" in line
                for line in lines)
     assert any(line.startswith("agreement DSA-2026-002") and "in 30 days" in line for line in lines)
     assert any(line.startswith("agreement DSA-2026-003") and "3 days overdue" in line for line in lines)
