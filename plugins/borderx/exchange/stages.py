@@ -20,6 +20,7 @@ from borderx.exchange.handoff import (
 from borderx.exchange.runtime import Runtime, stamp
 from borderx.errors import NoSpaceError, TransientError, is_no_space, is_transient
 from borderx.folders import private_folders
+from borderx.intake import receipts, signatures
 from borderx.intake import (
     ChangedWhileRead, Extract, IntakeFile, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes, hash_taken,
     scan, take,
@@ -149,14 +150,17 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
                     count=small.rows,
                 )
             )
+    verdict = signatures.check(rt.config, extract.agency, extract.dataset, path, rt.clock().date())
+    if verdict.rule:
+        reasons.insert(0, Reason(verdict.rule, verdict.message))
     try:
         check_unchanged(extract)
     except ChangedWhileRead as exc:
         # What was validated may not be what was hashed: no other finding about it can be trusted.
         reasons = [Reason(exc.rule, str(exc))]
     if reasons:
-        return _quarantine(rt, extract, reasons, outcome.to_dict(), actor)
-    return Accepted(extract, validation, tuple(decision.plans), small)
+        return _quarantine(rt, extract, reasons, outcome.to_dict(), actor, verdict)
+    return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict())
 
 
 def deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | None = None) -> DeliveryResult:
@@ -204,7 +208,7 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
             location=location, plan=plan, extract=extract, encrypted=encrypted,
             schema_version=rt.config.datasets[plan.dataset].schema_version, validation=accepted.validation,
             signing_key=rt.signing_key, hub_fingerprint=rt.hub_fingerprint, airflow=_airflow_ids(actor),
-            created_at=stamp(rt.clock()),
+            created_at=stamp(rt.clock()), provider_signature=_provenance(accepted),
         )
         rt.trail.record(ev.Signed(**_plan_fields(plan, extract), manifest_sha256=signed.sha256,
                                   hub_key=rt.hub_fingerprint), actor=actor)
@@ -252,9 +256,15 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
     if source.exists():
         archived = place_beside(folder, source.name, extract.sha256[:12])
         os.replace(source, archived)
+        _archive_signature(source, archived)
     rt.ledger.settle(extract.sha256, "published")
     rt.trail.record(ev.Archived(**_extract_fields(extract),
                                  deliveries=list(deliveries), file=str(archived) if archived else None), actor=actor)
+    _issue_receipt(rt, receipts.Receipt(
+        extract.agency, extract.dataset, extract.name, extract.sha256, extract.size, extract.received_at, "accepted",
+        deliveries=[{"agreement": r.agreement, "recipient": r.recipient, "delivery_id": r.delivery_id,
+                     "status": r.status} for r in results],
+        signature=accepted.signature), actor)
     return Finished(extract.name, str(archived) if archived else None, deliveries)
 
 
@@ -279,7 +289,7 @@ def _check_publishing(rt: Runtime) -> None:
 
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None,
-                actor: dict | None) -> Quarantined:
+                actor: dict | None, verdict: signatures.Verdict | None = None) -> Quarantined:
     where = quarantine(
         rt.home, source=Path(extract.path), agency=extract.agency, dataset=extract.dataset, sha256=extract.sha256,
         reasons=reasons, validation=validation, now=rt.clock(),
@@ -289,6 +299,9 @@ def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation
         rt.ledger.settle(extract.sha256, "quarantined")
     rt.trail.record(ev.Quarantined(**_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where)),
                     actor=actor)
+    _issue_receipt(rt, receipts.Receipt(
+        extract.agency, extract.dataset, extract.name, extract.sha256, extract.size, extract.received_at,
+        "quarantined", reasons=[r.to_dict() for r in reasons], signature=verdict.to_dict() if verdict else None), actor)
     return Quarantined(extract.agency, extract.dataset, extract.name, str(where), tuple(reasons))
 
 
@@ -300,7 +313,30 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
                        entry=entry, now=rt.clock())
     rt.trail.record(ev.Quarantined(provider=f.agency, dataset=f.dataset, source_sha256=None,
                                    source_name=f.name, reasons=[reason.rule], file=str(where)), actor=actor)
+    _issue_receipt(rt, receipts.Receipt(f.agency, f.dataset, f.name, None, f.size, stamp(rt.clock()), "quarantined",
+                                        reasons=[reason.to_dict()]), actor)
     return Quarantined(f.agency, f.dataset, f.name, str(where), (reason,))
+
+
+def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
+    where, sha256 = receipts.issue(rt, receipt)
+    status = (receipt.signature or {}).get("status", "not-checked")
+    rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
+                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,
+                                     provider_signature=status, receipt=where), actor=actor)
+
+
+def _archive_signature(source: Path, archived: Path) -> None:
+    """The provider's signature stays beside its file in the archive: the proof of who vouched for it."""
+    sig = signatures.signature_path(source)
+    if os.path.lexists(sig):
+        os.replace(sig, signatures.signature_path(archived))
+
+
+def _provenance(accepted: Accepted) -> dict | None:
+    if not accepted.signature or accepted.signature.get("status") != "valid":
+        return None
+    return signatures.Verdict(**accepted.signature).provenance()
 
 
 def _origin_reasons(rt: Runtime, extract: Extract) -> list[Reason]:
