@@ -31,6 +31,9 @@ from borderx.quarantine import Reason, place_beside, quarantine
 
 log = logging.getLogger(__name__)
 
+# The ledger's outcome for content refused for its signature alone, which may be sent again.
+SIGNATURE_REFUSED = "signature-refused"
+
 
 def discover(rt: Runtime, settle_seconds: float | None = None, *,
              run_is_live: Callable[[str, str], bool] | None = None) -> list[IntakeFile]:
@@ -89,14 +92,17 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
         return _quarantine_unread(rt, f, path, Reason(exc.rule, str(exc)), None, actor)
     extract = Extract(f.agency, f.dataset, str(path), f.name, fingerprint[1], digest, stamp(rt.clock()), fingerprint)
     earlier = rt.ledger.claim(extract)
-    if earlier and earlier["outcome"] != "received":
+    if earlier and earlier["outcome"] == SIGNATURE_REFUSED:
+        # Refused only for its signature: the same bytes may come again, signed as they should be.
+        rt.ledger.settle(extract.sha256, "received")
+    elif earlier and earlier["outcome"] != "received":
         reason = Reason(
             "duplicate",
             f"the same content was received on {earlier['received_at'][:19]} as {earlier['name']} "
             f"from {earlier['agency']} ({earlier['outcome']})",
         )
         return _quarantine(rt, extract, [reason], None, actor)
-    if earlier:
+    elif earlier:
         extract = Extract(**{**extract.to_dict(), "received_at": earlier["received_at"]})
     rt.trail.record(ev.Received(**_extract_fields(extract), size=extract.size), actor=actor)
     return Received(extract)
@@ -296,7 +302,8 @@ def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation
     )
     # A duplicate's ledger entry belongs to the first copy, which keeps its outcome.
     if rt.ledger.get(extract.sha256)["outcome"] == "received":
-        rt.ledger.settle(extract.sha256, "quarantined")
+        only_signature = all(r.rule in signatures.RULES for r in reasons)
+        rt.ledger.settle(extract.sha256, SIGNATURE_REFUSED if only_signature else "quarantined")
     rt.trail.record(ev.Quarantined(**_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where)),
                     actor=actor)
     _issue_receipt(rt, receipts.Receipt(

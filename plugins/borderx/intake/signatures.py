@@ -22,6 +22,7 @@ NAMESPACE = "borderx-extract"
 SUFFIX = ".sig"
 # An SSH signature of an Ed25519 key is under 400 bytes; anything near this cap is not one.
 MAX_BYTES = 16 * 1024
+RULES = ("signature-invalid", "signature-missing")
 
 
 def signature_path(extract: Path) -> Path:
