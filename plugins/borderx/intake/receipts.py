@@ -14,7 +14,6 @@ extract value.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -99,7 +98,7 @@ def issue(rt, receipt: Receipt) -> tuple[str | None, str]:
     A receipt that cannot be written is logged and left out: the extract's own outcome stands either way, and
     the audit trail records it.
     """
-    issued_at = rt.clock().astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    issued_at = rt.clock().isoformat().replace("+00:00", "Z")
     body = encode(receipt.body(rt.hub_fingerprint, issued_at))
     signature = sshsig.sign(rt.signing_key, body, NAMESPACE).encode()
     where = _agency_folder(rt, receipt.agency, receipt.dataset)
