@@ -220,3 +220,31 @@ def test_borderx_sign_makes_what_ssh_keygen_makes(demo_home, tmp_path, capsys):
     # Never overwrites: a second run fails naming the file.
     assert main(["sign", str(extract), "--key", str(key)]) == 1
     assert "flows.csv.sig" in capsys.readouterr().err
+
+
+def test_an_s3_upload_and_its_signature_are_copied_in_and_taken_together(demo_home, s3_endpoint, bucket, s3,
+                                                                         monkeypatch):
+    from borderx.bucket.publish import ensure_bucket
+    from borderx.exchange import Runtime
+    from borderx.intake.sources.s3_uploads import copy_object, waiting_objects
+
+    extract = good_extract(demo_home)
+    sig = ssh_sign(agency_key(demo_home), extract)
+    set_field(demo_home, "agencies", AGENCY, intake={"s3_prefix": "intake/ZA-DHA"})
+    ensure_bucket(s3, bucket)
+    for path in (extract, sig):
+        s3.put_object(Bucket=bucket, Key=f"intake/ZA-DHA/traveller_flows/{path.name}", Body=path.read_bytes())
+        path.unlink()
+    monkeypatch.setenv("BORDERX_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("BORDERX_BUCKET", bucket)
+    rt = Runtime.open(demo_home.root)
+    waiting = waiting_objects(rt)
+    assert sorted(o["name"] for o in waiting) == ["signed.csv", "signed.csv.sig"]
+    for obj in waiting:
+        copy_object(rt, obj)
+    for path in (extract, sig):
+        os.utime(path, (time.time() - 3600,) * 2)
+    assert run_once(demo_home, s3_endpoint, bucket) == 0
+    assert all(m["provider_signature"]["key"] == fingerprint_of(agency_key(demo_home)) for m in manifests(s3, bucket))
+    body = s3.get_object(Bucket=bucket, Key="intake/ZA-DHA/receipts/traveller_flows/signed.csv.receipt.json")
+    assert json.loads(body["Body"].read())["provider_signature"]["status"] == "valid"
