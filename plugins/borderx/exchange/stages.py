@@ -244,7 +244,8 @@ def _changed_while_delivering(rt: Runtime, accepted: Accepted, plan: DeliveryPla
     location = _location(plan, accepted.extract)
     held = None
     if os.path.lexists(accepted.extract.path):
-        held = _quarantine(rt, accepted.extract, [Reason(exc.rule, str(exc))], None, actor)
+        verdict = signatures.Verdict(**accepted.signature) if accepted.signature else None
+        held = _quarantine(rt, accepted.extract, [Reason(exc.rule, str(exc))], None, actor, verdict)
     return _result(rt, plan, location)("quarantined", quarantined=held)
 
 
