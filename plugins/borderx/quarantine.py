@@ -18,6 +18,7 @@ from typing import Any
 from borderx.errors import QuarantineError
 from borderx.folders import FILE_MODE, LinkedFolder, create_private, opened, private_folders, write_private
 from borderx.home import Home
+from borderx.intake.finding import SIGNATURE_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ HINTS = {
     "not-a-file": "Only plain files are taken in. Write the extract to a file in the intake folder.",
     "changed-while-read": "The file was still being written or was replaced while the hub read it. Write it "
                           "under a temporary name (such as NAME.part) and rename it when complete.",
+    "signature-invalid": "The signature beside the file (NAME.sig) is not a valid signature of this file by one of "
+                         "your agency's current signing keys. Sign the file again with a current key "
+                         "(`borderx sign FILE --key KEY`) and drop both again.",
+    "signature-missing": "Signed extracts are required: drop NAME.sig beside the file (`borderx sign FILE --key "
+                         "KEY`, or `ssh-keygen -Y sign -n borderx-extract -f KEY FILE`).",
     "other-agency": "The file's location codes belong to another agency. Drop it into that agency's intake "
                     "folder, or, if it is yours, correct the codes.",
 }
@@ -116,6 +122,7 @@ def quarantine(
             final = target.with_name(target.name + suffix)
             pending.append((_write_aside(final, text), final))
         moved = _move_entry(source, target)
+        _move_signature(source, target)
     except (OSError, LinkedFolder) as exc:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
@@ -163,6 +170,13 @@ def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str
     with contextlib.suppress(OSError):
         docs.parent.rmdir()
     return {**validation, "data_docs": str(docs_page)}
+
+
+def _move_signature(source: Path, target: Path) -> None:
+    """The provider's signature, if it came with the file, is kept beside it as evidence."""
+    sig = source.with_name(source.name + SIGNATURE_SUFFIX)
+    if os.path.lexists(sig):
+        _move_entry(sig, target.with_name(target.name + SIGNATURE_SUFFIX))
 
 
 def _write_aside(final: Path, text: str) -> Path:

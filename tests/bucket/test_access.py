@@ -81,7 +81,9 @@ def test_each_agency_reads_only_its_deliveries_and_writes_only_its_intake(enforc
     iam, s3 = _client("iam", enforcing_s3), _client("s3", enforcing_s3)
     s3.create_bucket(Bucket=BUCKET)
     for key in ("deliveries/DSA-2026-001/ZA-SARS/traveller_flows/2026/11/28/abc/manifest.json",
-                "deliveries/DSA-2026-001/NA-MHAISS/traveller_flows/2026/11/28/def/manifest.json"):
+                "deliveries/DSA-2026-001/NA-MHAISS/traveller_flows/2026/11/28/def/manifest.json",
+                "intake/ZA-SARS/receipts/goods_crossings/x.csv.receipt.json",
+                "intake/ZA-DHA/receipts/traveller_flows/y.csv.receipt.json"):
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}")
     keys = {}
     for user, policy in user_policies(config, BUCKET).items():
@@ -101,6 +103,12 @@ def test_each_agency_reads_only_its_deliveries_and_writes_only_its_intake(enforc
     # ZA-SARS also provides goods_crossings: it may write its own intake prefix, nobody else's.
     assert _allowed(lambda: sars.put_object(Bucket=BUCKET, Key="intake/ZA-SARS/goods_crossings/x.csv", Body=b"a"))
     assert not _allowed(lambda: sars.put_object(Bucket=BUCKET, Key="intake/ZA-DHA/traveller_flows/x.csv", Body=b"a"))
+    # Its receipts it reads and cannot write; another agency's it cannot read.
+    receipt = "intake/ZA-SARS/receipts/goods_crossings/x.csv.receipt.json"
+    assert _allowed(lambda: sars.get_object(Bucket=BUCKET, Key=receipt))
+    assert not _allowed(lambda: sars.put_object(Bucket=BUCKET, Key=receipt, Body=b"forged"))
+    assert not _allowed(lambda: sars.get_object(Bucket=BUCKET,
+                                                Key="intake/ZA-DHA/receipts/traveller_flows/y.csv.receipt.json"))
 
     na = _client("s3", enforcing_s3, keys[agency_user("NA-MHAISS")])
     assert _allowed(lambda: na.get_object(Bucket=BUCKET, Key=other))

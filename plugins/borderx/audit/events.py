@@ -279,10 +279,21 @@ class KeysChanged(Event):
     config_file: str
 
 
+@dataclass(frozen=True)
+class ReceiptIssued(_ExtractEvent):
+    """The provider was given a receipt signed by the hub key: its SHA-256 here ties the receipt to the trail."""
+
+    TYPE = "receipt-issued"
+    outcome: str
+    receipt_sha256: str
+    provider_signature: str
+    receipt: str | None
+
+
 KINDS: dict[str, type[Event]] = {kind.TYPE: kind for kind in (
     CopiedIn, Received, Validated, Blocked, Quarantined, Minimised, Suppressed, Encrypted, Signed, Published,
     AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged, TimestampDeferred, TimestampResumed,
-    PublishingStopped, KeysChanged,
+    PublishingStopped, KeysChanged, ReceiptIssued,
 )}
 EVENT_TYPES = frozenset(KINDS)
 
@@ -306,6 +317,11 @@ def of_kind(events: typing.Iterable[dict], *kinds: type[Event]) -> Iterator[dict
 
 # What each field means, for the schema's readers; a field without a line here fails the schema test.
 FIELD_DOCS = {
+    "outcome": "accepted or quarantined",
+    "receipt_sha256": "SHA-256 of the receipt's signed bytes (NAME.receipt.json)",
+    "provider_signature": "what the check of the provider's NAME.sig found: valid, invalid, missing, unsigned "
+                          "(none, and none required) or not-checked",
+    "receipt": "where the receipt was written in the agency's intake folder, or null if it could not be",
     "provider": "the agency that provided the extract",
     "dataset": "the dataset's id, as in config/datasets/",
     "source_sha256": "SHA-256 of the extract as received; null when the entry was never read (a link, a "

@@ -60,6 +60,19 @@ def provider_statements(bucket: str, agency_id: str) -> list[dict]:
             "Resource": [_bucket_arn(bucket)],
             "Condition": {"StringLike": {"s3:prefix": [f"intake/{agency_id}/*"]}},
         },
+        {
+            "Sid": "ReadOwnReceipts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"{_bucket_arn(bucket)}/intake/{agency_id}/receipts/*"],
+        },
+        {
+            # Receipts are the hub's: an agency cannot put one there, even one that would not verify.
+            "Sid": "HubWritesReceipts",
+            "Effect": "Deny",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"{_bucket_arn(bucket)}/intake/{agency_id}/receipts/*"],
+        },
     ]
 
 

@@ -8,7 +8,7 @@ import sys
 
 from borderx import __version__
 from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds, intake_cmds, keys_cmds,
-                         recipient_cmds, run_cmds)
+                         recipient_cmds, run_cmds, sign_cmds)
 from borderx.cli.common import EXIT_FAILED, _usage
 from borderx.errors import BorderxError, ConfigError
 from borderx.text import PrintableFormatter, printable
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Registered in the order `borderx --help` lists the commands.
     for group in (config_cmds, keys_cmds, recipient_cmds, run_cmds, airflow_cmds, intake_cmds, deliveries_cmds,
-                  audit_cmds):
+                  audit_cmds, sign_cmds):
         group.register(sub)
     return parser
 

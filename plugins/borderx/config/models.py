@@ -111,6 +111,11 @@ class Agency(_Model):
     pull: PullSource | None = None
     age_recipients: list[AgeRecipientKey] = []
     signing_keys: list[SigningKey] = []
+    require_signed_extracts: bool = Field(
+        default=False,
+        description="quarantine an extract that comes without NAME.sig, a signature by one of signing_keys "
+        "(namespace borderx-extract); a signature that is there and does not verify quarantines it always",
+    )
 
     def usable_age_keys(self, day: dt.date, *, post_quantum: bool = False) -> list[AgeRecipientKey]:
         """The keys a file for this agency is encrypted to today.
@@ -158,6 +163,9 @@ class Agreement(_Model):
     retention_days: int = Field(ge=1)
     onward_sharing: bool = False
     review_date: dt.date | None = None
+    require_signed_extracts: bool = Field(
+        default=False, description="every provider's extract under this agreement must come with a valid NAME.sig",
+    )
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> Agreement:

@@ -30,6 +30,7 @@ __all__ = [
     "verify",
     "verify_stream",
     "allowed_signers_line",
+    "signer_fingerprint",
 ]
 
 
@@ -328,3 +329,16 @@ def verify(public_key_line: str, message: bytes, signature: str | bytes, namespa
 def verify_stream(public_key_line: str, stream: BinaryIO, signature: str | bytes, namespace: str) -> None:
     """Like :func:`verify`, reading the message from ``stream`` in 64 KiB pieces."""
     _verify(public_key_line, signature, namespace, lambda alg: _digest_stream(alg, stream))
+
+
+def signer_fingerprint(signature: str | bytes) -> str:
+    """The ``SHA256:…`` fingerprint of the key a signature says made it, read before anything is verified, so
+    a refusal can name the key it claims. Raises :class:`SignatureError` for anything but an SSH signature."""
+    reader = _WireReader(_dearmor(signature))
+    if reader.raw(len(_MAGIC)) != _MAGIC:
+        raise SignatureError("not an SSH signature: bad magic preamble")
+    if reader.uint32() != _VERSION:
+        raise SignatureError("unsupported SSH signature version")
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(reader.string())
+    return "SHA256:" + base64.b64encode(digest.finalize()).decode("ascii").rstrip("=")

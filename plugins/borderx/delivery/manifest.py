@@ -31,8 +31,12 @@ def build_manifest(
     hub_key_fingerprint: str,
     airflow: dict[str, Any] | None,
     created_at: str,
+    provider_signature: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """The manifest of one delivery. `provider_signature` (namespace, key fingerprint, the provider's SSH
+    signature of the source extract) is there only when the provider signed it, so the manifest of an unsigned
+    extract is byte for byte what it always was."""
+    manifest = {
         "manifest_version": MANIFEST_VERSION,
         "delivery_id": location.delivery_id,
         "agreement": location.agreement,
@@ -57,6 +61,9 @@ def build_manifest(
         "software": {"name": "borderx", "version": __version__},
         "created_at": created_at,
     }
+    if provider_signature:
+        manifest["provider_signature"] = provider_signature
+    return manifest
 
 
 def encode(manifest: dict[str, Any]) -> bytes:

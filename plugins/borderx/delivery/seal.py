@@ -86,6 +86,7 @@ def sign_manifest(
     hub_fingerprint: str,
     airflow: dict[str, Any] | None,
     created_at: str,
+    provider_signature: dict[str, Any] | None = None,
 ) -> SignedManifest:
     manifest = mf.build_manifest(
         location=location,
@@ -103,6 +104,7 @@ def sign_manifest(
         hub_key_fingerprint=hub_fingerprint,
         airflow=airflow,
         created_at=created_at,
+        provider_signature=provider_signature,
     )
     body = mf.encode(manifest)
     return SignedManifest(body, sshsig.sign(signing_key, body, mf.NAMESPACE).encode())

@@ -89,16 +89,20 @@ class Accepted:
     validation: dict[str, Any]
     plans: tuple[DeliveryPlan, ...]
     small_cells: SmallCells
+    # What the check of the provider's signature found (borderx.intake.signatures.Verdict as a dict).
+    signature: dict[str, Any] | None = None
     status = "accepted"
 
     def to_dict(self) -> dict:
         return {"status": self.status, "extract": self.extract.to_dict(), "validation": self.validation,
-                "plans": [p.to_dict() for p in self.plans], "small_cells": vars(self.small_cells).copy()}
+                "plans": [p.to_dict() for p in self.plans], "small_cells": vars(self.small_cells).copy(),
+                "signature": self.signature}
 
     @classmethod
     def from_dict(cls, data: dict) -> Accepted:
         return cls(Extract.from_dict(data["extract"]), data["validation"],
-                   tuple(DeliveryPlan.from_dict(p) for p in data["plans"]), SmallCells(**data["small_cells"]))
+                   tuple(DeliveryPlan.from_dict(p) for p in data["plans"]), SmallCells(**data["small_cells"]),
+                   data.get("signature"))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from borderx.exchange.handoff import (
 from borderx.exchange.runtime import Runtime, stamp
 from borderx.errors import NoSpaceError, TransientError, is_no_space, is_transient
 from borderx.folders import private_folders
+from borderx.intake import receipts, signatures
 from borderx.intake import (
     ChangedWhileRead, Extract, IntakeFile, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes, hash_taken,
     scan, take,
@@ -29,6 +30,9 @@ from borderx.policy.minimise import count_small_cells
 from borderx.quarantine import Reason, place_beside, quarantine
 
 log = logging.getLogger(__name__)
+
+# The ledger's outcome for content refused for its signature alone, which may be sent again.
+SIGNATURE_REFUSED = "signature-refused"
 
 
 def discover(rt: Runtime, settle_seconds: float | None = None, *,
@@ -88,14 +92,17 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
         return _quarantine_unread(rt, f, path, Reason(exc.rule, str(exc)), None, actor)
     extract = Extract(f.agency, f.dataset, str(path), f.name, fingerprint[1], digest, stamp(rt.clock()), fingerprint)
     earlier = rt.ledger.claim(extract)
-    if earlier and earlier["outcome"] != "received":
+    if earlier and earlier["outcome"] == SIGNATURE_REFUSED:
+        # Refused only for its signature: the same bytes may come again, signed as they should be.
+        rt.ledger.settle(extract.sha256, "received")
+    elif earlier and earlier["outcome"] != "received":
         reason = Reason(
             "duplicate",
             f"the same content was received on {earlier['received_at'][:19]} as {earlier['name']} "
             f"from {earlier['agency']} ({earlier['outcome']})",
         )
         return _quarantine(rt, extract, [reason], None, actor)
-    if earlier:
+    elif earlier:
         extract = Extract(**{**extract.to_dict(), "received_at": earlier["received_at"]})
     rt.trail.record(ev.Received(**_extract_fields(extract), size=extract.size), actor=actor)
     return Received(extract)
@@ -149,14 +156,17 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
                     count=small.rows,
                 )
             )
+    verdict = signatures.check(rt.config, extract.agency, extract.dataset, path, rt.clock().date())
+    if verdict.rule:
+        reasons.insert(0, Reason(verdict.rule, verdict.message))
     try:
         check_unchanged(extract)
     except ChangedWhileRead as exc:
         # What was validated may not be what was hashed: no other finding about it can be trusted.
         reasons = [Reason(exc.rule, str(exc))]
     if reasons:
-        return _quarantine(rt, extract, reasons, outcome.to_dict(), actor)
-    return Accepted(extract, validation, tuple(decision.plans), small)
+        return _quarantine(rt, extract, reasons, outcome.to_dict(), actor, verdict)
+    return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict())
 
 
 def deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | None = None) -> DeliveryResult:
@@ -204,7 +214,7 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
             location=location, plan=plan, extract=extract, encrypted=encrypted,
             schema_version=rt.config.datasets[plan.dataset].schema_version, validation=accepted.validation,
             signing_key=rt.signing_key, hub_fingerprint=rt.hub_fingerprint, airflow=_airflow_ids(actor),
-            created_at=stamp(rt.clock()),
+            created_at=stamp(rt.clock()), provider_signature=_provenance(accepted),
         )
         rt.trail.record(ev.Signed(**_plan_fields(plan, extract), manifest_sha256=signed.sha256,
                                   hub_key=rt.hub_fingerprint), actor=actor)
@@ -234,7 +244,8 @@ def _changed_while_delivering(rt: Runtime, accepted: Accepted, plan: DeliveryPla
     location = _location(plan, accepted.extract)
     held = None
     if os.path.lexists(accepted.extract.path):
-        held = _quarantine(rt, accepted.extract, [Reason(exc.rule, str(exc))], None, actor)
+        verdict = signatures.Verdict(**accepted.signature) if accepted.signature else None
+        held = _quarantine(rt, accepted.extract, [Reason(exc.rule, str(exc))], None, actor, verdict)
     return _result(rt, plan, location)("quarantined", quarantined=held)
 
 
@@ -252,9 +263,15 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
     if source.exists():
         archived = place_beside(folder, source.name, extract.sha256[:12])
         os.replace(source, archived)
+        _archive_signature(source, archived)
     rt.ledger.settle(extract.sha256, "published")
     rt.trail.record(ev.Archived(**_extract_fields(extract),
                                  deliveries=list(deliveries), file=str(archived) if archived else None), actor=actor)
+    _issue_receipt(rt, receipts.Receipt(
+        extract.agency, extract.dataset, extract.name, extract.sha256, extract.size, extract.received_at, "accepted",
+        deliveries=[{"agreement": r.agreement, "recipient": r.recipient, "delivery_id": r.delivery_id,
+                     "status": r.status} for r in results],
+        signature=accepted.signature), actor)
     return Finished(extract.name, str(archived) if archived else None, deliveries)
 
 
@@ -279,16 +296,20 @@ def _check_publishing(rt: Runtime) -> None:
 
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None,
-                actor: dict | None) -> Quarantined:
+                actor: dict | None, verdict: signatures.Verdict | None = None) -> Quarantined:
     where = quarantine(
         rt.home, source=Path(extract.path), agency=extract.agency, dataset=extract.dataset, sha256=extract.sha256,
         reasons=reasons, validation=validation, now=rt.clock(),
     )
     # A duplicate's ledger entry belongs to the first copy, which keeps its outcome.
     if rt.ledger.get(extract.sha256)["outcome"] == "received":
-        rt.ledger.settle(extract.sha256, "quarantined")
+        only_signature = all(r.rule in signatures.RULES for r in reasons)
+        rt.ledger.settle(extract.sha256, SIGNATURE_REFUSED if only_signature else "quarantined")
     rt.trail.record(ev.Quarantined(**_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where)),
                     actor=actor)
+    _issue_receipt(rt, receipts.Receipt(
+        extract.agency, extract.dataset, extract.name, extract.sha256, extract.size, extract.received_at,
+        "quarantined", reasons=[r.to_dict() for r in reasons], signature=verdict.to_dict() if verdict else None), actor)
     return Quarantined(extract.agency, extract.dataset, extract.name, str(where), tuple(reasons))
 
 
@@ -300,7 +321,30 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
                        entry=entry, now=rt.clock())
     rt.trail.record(ev.Quarantined(provider=f.agency, dataset=f.dataset, source_sha256=None,
                                    source_name=f.name, reasons=[reason.rule], file=str(where)), actor=actor)
+    _issue_receipt(rt, receipts.Receipt(f.agency, f.dataset, f.name, None, f.size, stamp(rt.clock()), "quarantined",
+                                        reasons=[reason.to_dict()]), actor)
     return Quarantined(f.agency, f.dataset, f.name, str(where), (reason,))
+
+
+def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
+    where, sha256 = receipts.issue(rt, receipt)
+    status = (receipt.signature or {}).get("status", "not-checked")
+    rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
+                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,
+                                     provider_signature=status, receipt=where), actor=actor)
+
+
+def _archive_signature(source: Path, archived: Path) -> None:
+    """The provider's signature stays beside its file in the archive: the proof of who vouched for it."""
+    sig = signatures.signature_path(source)
+    if os.path.lexists(sig):
+        os.replace(sig, signatures.signature_path(archived))
+
+
+def _provenance(accepted: Accepted) -> dict | None:
+    if not accepted.signature or accepted.signature.get("status") != "valid":
+        return None
+    return signatures.Verdict(**accepted.signature).provenance()
 
 
 def _origin_reasons(rt: Runtime, extract: Extract) -> list[Reason]:

@@ -7,6 +7,8 @@ remembering what was seen.
     entries   reading a taken file safely: links and special files refused, its hash, changes noticed
     ledger    what was taken in, by content hash
     origin    location codes that belong to another agency
+    signatures  a provider's NAME.sig, checked against the agency's signing keys
+    receipts  the hub-signed receipt of each file taken in, where its agency reads it
     refusals  linked folders and names that cannot be copied in, refused and recorded once
     sources   copying extracts in from an agency's pull source or S3 uploads
 

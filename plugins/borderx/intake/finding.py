@@ -22,6 +22,9 @@ from borderx.home import Home
 # Names that file transfer tools use while a file is still arriving.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".filepart", "~", ".swp")
 REPORT_SUFFIXES = (".report.json", ".report.txt")
+# A provider's signature of the file of the same name without it (see `signatures`): copied in and taken with
+# that file, never an extract itself.
+SIGNATURE_SUFFIX = ".sig"
 # Under an agency's intake folder, beside its dataset folders: what the hub sends back, never an extract.
 RECEIPTS_DIR = "receipts"
 
@@ -44,6 +47,11 @@ def is_candidate_name(name: str) -> bool:
     # An empty name is a folder marker (an S3 key ending in "/"), not a file.
     return bool(name) and not (name.startswith(".") or name.endswith(PARTIAL_SUFFIXES)
                                or name.endswith(REPORT_SUFFIXES))
+
+
+def is_extract_name(name: str) -> bool:
+    """A name that may be an extract: a candidate that is not a provider's signature."""
+    return is_candidate_name(name) and not name.endswith(SIGNATURE_SUFFIX)
 
 
 def provided_datasets(config: DeploymentConfig) -> set[tuple[str, str]]:
@@ -69,11 +77,13 @@ def listed(folder: Path, root: Path) -> list[tuple[str, os.stat_result]]:
         return []
 
 
-def candidate_files(folder: Path, root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """The regular files directly in `folder` that may be extracts, by name, with their own stat. Links are
-    never followed and count as no file here; a missing folder holds none; a linked folder raises LinkedFolder."""
+def candidate_files(folder: Path, root: Path, *, signatures: bool = False) -> Iterator[tuple[str, os.stat_result]]:
+    """The regular files directly in `folder` that may be extracts (and, with `signatures`, their providers'
+    signatures), by name, with their own stat. Links are never followed and count as no file here; a missing
+    folder holds none; a linked folder raises LinkedFolder."""
+    wanted = is_candidate_name if signatures else is_extract_name
     for name, st in listed(folder, root):
-        if is_candidate_name(name) and stat.S_ISREG(st.st_mode):
+        if wanted(name) and stat.S_ISREG(st.st_mode):
             yield name, st
 
 
@@ -112,10 +122,17 @@ def scan(config: DeploymentConfig, home: Home, settle_seconds: float | None = No
         except LinkedFolder as exc:
             refuse_linked_folder(home, exc, agency_id, dataset_id)
             continue
+        stats = dict(waiting)
         for name, st in waiting:
-            if is_candidate_name(name) and settled(st, settle):
+            if is_extract_name(name) and settled(st, settle) and _signature_settled(stats, name, settle):
                 found.append(IntakeFile(agency_id, dataset_id, str(folder / name), name, st.st_size))
     return found
+
+
+def _signature_settled(stats: dict[str, os.stat_result], name: str, settle: float) -> bool:
+    """False while the file's signature is still arriving: the two are taken together, once both are whole."""
+    sig = stats.get(name + SIGNATURE_SUFFIX)
+    return sig is None or settled(sig, settle)
 
 
 def intake_file_for(config: DeploymentConfig, home: Home, given: str | os.PathLike) -> IntakeFile:
@@ -143,6 +160,6 @@ def intake_file_from_event(config: DeploymentConfig, home: Home, payload: dict) 
     if (agency, dataset) not in provided_datasets(config):
         return None
     folder = home.intake_folder(agency, dataset, config.agencies[agency].intake.folder)
-    if path.parent.absolute() != folder.absolute() or not is_candidate_name(path.name):
+    if path.parent.absolute() != folder.absolute() or not is_extract_name(path.name):
         return None
     return IntakeFile(agency, dataset, str(path), path.name, int(payload.get("size") or 0))

@@ -16,7 +16,7 @@ from borderx.config.models import DeploymentConfig
 from borderx.errors import IntakeError
 from borderx.folders import LinkedFolder, create_private, descended, entries, exists_at, opened
 from borderx.home import Home
-from borderx.intake.finding import IntakeFile, intake_folders
+from borderx.intake.finding import SIGNATURE_SUFFIX, IntakeFile, intake_folders
 
 # -- the hand-off between runs ---------------------------------------------------------------------
 #
@@ -29,6 +29,7 @@ from borderx.intake.finding import IntakeFile, intake_folders
 INFLIGHT_DIR = ".inflight"
 OWNER_FILE = "owner.json"
 LOCK_FILE = ".lock"
+NAME_MAX = 255
 LIVE_RUN_STATES = ("queued", "running")
 
 # One owner id per process, and the open lock files (one per folder it took from) that mark it alive.
@@ -140,12 +141,23 @@ def _move_aside(fd: int, source_fd: int, source: Path, folder: Path, owner: Owne
         try:
             with descended(fd, in_hand, create=True, shown=folder) as key_fd:
                 os.replace(source.name, source.name, src_dir_fd=source_fd, dst_dir_fd=key_fd)
+                _take_signature(source_fd, key_fd, source.name)
             return held
         except FileNotFoundError:
             if not exists_at(source_fd, source.name):
                 return None
             # A sweep tidied the empty folder away between mkdir and rename; make it again.
     raise IntakeError(f"{source}: could not be moved aside for processing")
+
+
+def _take_signature(source_fd: int, key_fd: int, name: str) -> None:
+    """The provider's signature goes with its file, as the entry it is (a link is moved, not followed)."""
+    if len(os.fsencode(name + SIGNATURE_SUFFIX)) > NAME_MAX:
+        return  # a name with no room for a signature beside it has none
+    try:
+        os.replace(name + SIGNATURE_SUFFIX, name + SIGNATURE_SUFFIX, src_dir_fd=source_fd, dst_dir_fd=key_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _holds(fd: int, in_hand: tuple[str, ...], name: str) -> bool:
@@ -228,7 +240,8 @@ def _held_files(owner_fd: int, owner_dir: Path) -> list[tuple[Path, os.stat_resu
     for key in _folders_in(owner_fd):
         with descended(owner_fd, (key,), shown=owner_dir) as key_fd:
             # Links taken and not yet quarantined count too: the next receive quarantines them.
-            inside = [(owner_dir / key / name, st) for name, st in entries(key_fd) if not stat.S_ISDIR(st.st_mode)]
+            inside = [(owner_dir / key / name, st) for name, st in entries(key_fd)
+                      if not stat.S_ISDIR(st.st_mode) and not name.endswith(SIGNATURE_SUFFIX)]
         if not inside:
             try:
                 os.rmdir(key, dir_fd=owner_fd)

@@ -59,7 +59,7 @@ def waiting_in_folder(home: Home, agency: str, datasets: list[str], folder: str,
     found = []
     for dataset in sorted(datasets):
         try:
-            waiting = list(candidate_files(base / dataset, home.root))
+            waiting = list(candidate_files(base / dataset, home.root, signatures=True))
         except LinkedFolder as exc:
             refuse_linked_folder(home, exc, agency, dataset)
             continue
