@@ -114,6 +114,21 @@ def test_a_duplicate_keeps_the_first_receipt_and_gets_its_own(demo_home, s3_endp
                       folder / f"x.csv.{tag}.receipt.json.sig").returncode == 0
 
 
+def test_a_duplicate_of_another_agencys_file_names_neither_that_agency_nor_its_file(demo_home, s3_endpoint, bucket):
+    empty_intake(demo_home)
+    old(flows(demo_home) / "za-dha-secret-name.csv", FLOWS)
+    run_once(demo_home, s3_endpoint, bucket)
+    old(demo_home.intake / "BW-DIC" / "traveller_flows" / "mine.csv", FLOWS)
+    run_once(demo_home, s3_endpoint, bucket)
+
+    theirs, body = read_receipt(receipts_of(demo_home, "BW-DIC", "traveller_flows"), "mine.csv")
+    assert theirs["outcome"] == "quarantined" and theirs["reasons"][0]["rule"] == "duplicate"
+    assert "another agency" in theirs["reasons"][0]["message"]
+    text = (receipts_of(demo_home, "BW-DIC", "traveller_flows") / "mine.csv.receipt.txt").read_text()
+    for told in (body.decode(), text):
+        assert "za-dha-secret-name" not in told and AGENCY not in told
+
+
 def test_a_name_too_long_for_its_receipt_gets_a_fixed_length_one(demo_home, s3_endpoint, bucket, tmp_path):
     good = next(flows(demo_home).glob("za-dha_flows_*[0-9].csv"))
     content = good.read_bytes()

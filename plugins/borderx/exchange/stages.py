@@ -96,11 +96,11 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
         # Refused only for its signature: the same bytes may come again, signed as they should be.
         rt.ledger.settle(extract.sha256, "received")
     elif earlier and earlier["outcome"] != "received":
-        reason = Reason(
-            "duplicate",
-            f"the same content was received on {earlier['received_at'][:19]} as {earlier['name']} "
-            f"from {earlier['agency']} ({earlier['outcome']})",
-        )
+        # The reason reaches the provider in its receipt: another agency's file name is not the provider's to
+        # read, so only a copy of its own is named (the operator finds the other by its hash in the trail).
+        first = (f"as {earlier['name']} ({earlier['outcome']})" if earlier["agency"] == f.agency
+                 else "from another agency")
+        reason = Reason("duplicate", f"the same content was received on {earlier['received_at'][:19]} {first}")
         return _quarantine(rt, extract, [reason], None, actor)
     elif earlier:
         extract = Extract(**{**extract.to_dict(), "received_at": earlier["received_at"]})
