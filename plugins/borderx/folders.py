@@ -24,6 +24,7 @@ from borderx.errors import LinkedFolder
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
+NAME_MAX = 255  # bytes in one file name, where the file system does not say
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from borderx.errors import QuarantineError
-from borderx.folders import FILE_MODE, LinkedFolder, create_private, opened, private_folders, write_private
+from borderx.folders import FILE_MODE, NAME_MAX, LinkedFolder, create_private, opened, private_folders, write_private
 from borderx.home import Home
 from borderx.intake.finding import SIGNATURE_SUFFIX
 
@@ -69,9 +70,26 @@ ADVICE = (
 )
 
 
+# What a kept file's name must leave room for: a tag and a counter for a second file of the same name, and the
+# longest companion written beside it (a report's temporary `.NAME.report.json.XXXXXXXX.tmp`).
+_ROOM = len(".123456789abc-99") + len("..report.json.12345678.tmp")
+
+
+def keepable_name(name: str) -> str:
+    """`name` where it leaves room for its companions; otherwise a fixed-length name from its bytes (the report
+    and the audit trail keep the original), so a name at the file system's limit cannot stop a file being kept."""
+    raw = os.fsencode(name)
+    if len(raw) + _ROOM <= NAME_MAX:
+        return name
+    suffix = Path(name).suffix
+    keep = suffix if len(os.fsencode(suffix)) <= 8 and suffix.isprintable() else ""
+    return f"long-name-{hashlib.sha256(raw).hexdigest()[:32]}{keep}"
+
+
 def place_beside(folder: Path, name: str, tag: str) -> Path:
     """A free path for `name` in `folder`; a second file of the same name gets the tag in its name."""
     private_folders(folder)
+    name = keepable_name(name)
     # lexists: a link already in quarantine occupies its name even when it leads nowhere.
     target = folder / name
     if not os.path.lexists(target):

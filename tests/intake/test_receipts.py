@@ -10,6 +10,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from borderx.audit.trail import AuditTrail
@@ -205,3 +206,34 @@ def test_s3_intake_receipts_go_under_the_agency_prefix(demo_home, s3_endpoint, b
     assert sorted(outcomes.values()) == ["accepted", "quarantined"]
     # The S3 intake never takes its own receipts back in as extracts.
     assert waiting_objects(Runtime.open(demo_home.root)) == []
+
+
+@pytest.mark.parametrize("length", [240, 250, 255])
+def test_a_name_at_the_file_systems_limit_is_kept_and_told_not_taken_again_forever(demo_home, s3_endpoint, bucket,
+                                                                                   length):
+    good = next(flows(demo_home).glob("za-dha_flows_*[0-9].csv"))
+    content = good.read_bytes()
+    empty_intake(demo_home)
+    name = "n" * (length - 4) + ".csv"
+    old(flows(demo_home) / name, content)  # accepted: archived
+    bad = "b" * (length - 4) + ".csv"
+    old(flows(demo_home) / bad, FLOWS)  # rejected: quarantined
+
+    assert run_once(demo_home, s3_endpoint, bucket) == 1
+    assert not list(flows(demo_home).rglob("*.csv")), "nothing waits to be taken again"
+
+    [archived] = [p for p in demo_home.archive.rglob("*") if p.is_file()]
+    assert archived.read_bytes() == content and archived.name.startswith("long-name-") and archived.suffix == ".csv"
+    [kept] = [p for p in (demo_home.quarantine / AGENCY / "traveller_flows").iterdir() if p.suffix == ".csv"]
+    assert kept.read_bytes() == FLOWS and kept.name.startswith("long-name-")
+    report = json.loads(kept.with_name(kept.name + ".report.json").read_text())
+    assert report["original_name"] == bad and report["file"] == kept.name
+    assert kept.with_name(kept.name + ".validation.html").exists(), "its Data Docs page kept beside it"
+    archived_event = next(e["details"] for e in AuditTrail(demo_home.audit).events() if e["type"] == "archived")
+    assert archived_event["source_name"] == name and archived_event["file"] == str(archived)
+    folder = receipts_of(demo_home, AGENCY, "traveller_flows")
+    outcomes = {}
+    for path in folder.glob("*.receipt.json"):
+        body = json.loads(path.read_text())
+        outcomes[body["file"]["name"]] = body["outcome"]
+    assert outcomes == {name: "accepted", bad: "quarantined"}

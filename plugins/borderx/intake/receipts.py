@@ -25,7 +25,7 @@ from typing import Any
 
 from borderx.crypto import sshsig
 from borderx.errors import BorderxError
-from borderx.folders import create_private, descend, opened
+from borderx.folders import NAME_MAX, create_private, descend, opened
 from borderx.intake.finding import RECEIPTS_DIR
 from borderx.text import printable
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 NAMESPACE = "borderx-receipt"
 RECEIPT_VERSION = "1"
 JSON, SIG, TXT = ".receipt.json", ".receipt.json.sig", ".receipt.txt"
-NAME_MAX = 255
 # A receipt of the same name is read back only to see whether it is the same one; a larger file is not ours.
 MAX_EXISTING = 1 << 20
 # The agency folder is the agency's: the operator gives its officers access to it (by its group, or by owning

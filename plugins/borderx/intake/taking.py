@@ -14,7 +14,7 @@ from typing import Callable
 
 from borderx.config.models import DeploymentConfig
 from borderx.errors import IntakeError
-from borderx.folders import LinkedFolder, create_private, descended, entries, exists_at, opened
+from borderx.folders import NAME_MAX, LinkedFolder, create_private, descended, entries, exists_at, opened
 from borderx.home import Home
 from borderx.intake.finding import SIGNATURE_SUFFIX, IntakeFile, intake_folders
 
@@ -29,7 +29,6 @@ from borderx.intake.finding import SIGNATURE_SUFFIX, IntakeFile, intake_folders
 INFLIGHT_DIR = ".inflight"
 OWNER_FILE = "owner.json"
 LOCK_FILE = ".lock"
-NAME_MAX = 255
 LIVE_RUN_STATES = ("queued", "running")
 
 # One owner id per process, and the open lock files (one per folder it took from) that mark it alive.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import os
 import re
 import uuid
@@ -69,10 +70,17 @@ def render_data_docs(
     return page
 
 
+# The page's name, and its temporary one, must fit a file name whatever the extract's name.
+_STEM_MAX = 128
+
+
 def safe_name(name: str) -> str:
     """name with every run of characters other than letters, digits, '.', '_' and '-' made one
-    '_': no markup, no path, no control character survives."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "validation"
+    '_': no markup, no path, no control character survives; a long one is cut and told apart by a hash."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "validation"
+    if len(safe) <= _STEM_MAX:
+        return safe
+    return f"{safe[:_STEM_MAX - 17]}-{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}"
 
 
 def _columns_named_in_results(result: Any) -> set[str]:

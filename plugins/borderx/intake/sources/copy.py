@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from borderx.audit.trail import AuditTrail
-from borderx.folders import LinkedFolder, create_private, opened, private_folders
+from borderx.folders import NAME_MAX, LinkedFolder, create_private, opened, private_folders
 from borderx.home import Home
 from borderx.intake.refusals import record_once, refuse_linked_folder
 from borderx.intake.watch import AnnouncedStore
@@ -33,7 +33,6 @@ PULLED_STORE = "pulled.sqlite"
 LOCKS = "pull-locks"
 BLOCK = 1 << 20
 COPY_ACTOR = {"hub": True, "via": "intake copy"}
-NAME_MAX = 255  # bytes, where the file system does not say
 
 
 @dataclass(frozen=True)
