@@ -22,6 +22,18 @@ from airflow_procs import free_port, home_env, migrate
 from borderx.dev.demo import drop_samples, prepare_home
 from borderx.exchange import Runtime
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items):
+    """Under xdist (--dist loadgroup), the end-to-end tests take turns on one worker: each runs a whole Airflow
+    deployment, and two at once on a two-core machine push each other past their deadlines. They go first, so
+    that worker starts on them while the others share out the rest."""
+    e2e = [item for item in items if item.path.is_relative_to(E2E)]
+    for item in e2e:
+        item.add_marker(pytest.mark.xdist_group("e2e"))
+    items[:] = e2e + [item for item in items if not item.path.is_relative_to(E2E)]
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
