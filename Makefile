@@ -7,5 +7,6 @@ setup:
 demo: setup
 	.venv/bin/borderx demo --home demo-home
 
+# Two workers: the end-to-end tests take turns on one (see tests/conftest.py), everything else shares the other.
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,18 @@ def airflow(env: dict, *args: str, timeout: int = 180) -> subprocess.CompletedPr
 
 def migrate(env: dict) -> None:
     airflow(env, "db", "migrate", timeout=300)
+
+
+def run_python(code: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs `code` (dedented) in a Python process of its own, as Airflow would, with the environment given."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def serving_env(env: dict, port: int, *, executor: str) -> dict[str, str]:

@@ -1,10 +1,14 @@
-"""Shared fixtures: a real S3 endpoint over HTTP (the moto server in its own process) and demo homes."""
+"""Shared fixtures: a real S3 endpoint over HTTP (the moto server in its own process), demo homes, and Airflow
+homes on a SQLite metadata database migrated once per session."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,16 +18,21 @@ from pathlib import Path
 import boto3
 import pytest
 
+from airflow_procs import free_port, home_env, migrate
 from borderx.dev.demo import drop_samples, prepare_home
 from borderx.exchange import Runtime
 
-REPO = Path(__file__).resolve().parents[1]
+E2E = Path(__file__).resolve().parent / "e2e"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pytest_collection_modifyitems(items):
+    """Under xdist (--dist loadgroup), the end-to-end tests take turns on one worker: each runs a whole Airflow
+    deployment, and two at once on a two-core machine push each other past their deadlines. They go first, so
+    that worker starts on them while the others share out the rest."""
+    e2e = [item for item in items if item.path.is_relative_to(E2E)]
+    for item in e2e:
+        item.add_marker(pytest.mark.xdist_group("e2e"))
+    items[:] = e2e + [item for item in items if not item.path.is_relative_to(E2E)]
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +88,26 @@ def demo_home(tmp_path):
 @pytest.fixture
 def runtime(demo_home, s3_endpoint, bucket) -> Runtime:
     return Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket)
+
+
+@pytest.fixture(scope="session")
+def migrated_airflow_db(tmp_path_factory) -> Path:
+    """A SQLite Airflow metadata database, migrated once per session (once per worker under xdist): a migration
+    takes seconds, a copy of its result milliseconds."""
+    home = tmp_path_factory.mktemp("airflow-migrated")
+    db = home / "airflow.db"
+    migrate(home_env(home, f"sqlite:///{db}"))
+    # Airflow keeps SQLite in WAL mode: fold any log left behind into the file, so one file copy is the database.
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+@pytest.fixture
+def airflow_env(tmp_path, migrated_airflow_db) -> dict[str, str]:
+    """An Airflow home of this test's own, with the project's dags and plugins, on its own copy of the migrated
+    database."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copyfile(migrated_airflow_db, home / "airflow.db")
+    return home_env(home, f"sqlite:///{home / 'airflow.db'}")

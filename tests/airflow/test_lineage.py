@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from airflow_procs import DAGS, run_python
 
 
-def test_deliver_runs_emit_lineage_with_the_delivery_facet(tmp_path, demo_home, s3_endpoint, bucket):
+def test_deliver_runs_emit_lineage_with_the_delivery_facet(tmp_path, airflow_env, demo_home, s3_endpoint, bucket):
     events_file = tmp_path / "lineage.jsonl"
     env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
+        **airflow_env,
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_file),
                                                        "append": True}),
         "AIRFLOW__OPENLINEAGE__CUSTOM_RUN_FACETS": "borderx.airflow.lineage.delivery_facets",
@@ -30,20 +21,17 @@ def test_deliver_runs_emit_lineage_with_the_delivery_facet(tmp_path, demo_home, 
         # Each delivery its own deliver task, as the README says to set where lineage is collected.
         "BORDERX_ONE_TASK_MAX_FILES": "0",
     }
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                   capture_output=True)
     good = [str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("za-sars_declarations_*.csv")
             if "_draft" not in p.name]
-    code = textwrap.dedent(f"""
+    done = run_python(f"""
         import importlib.util
-        spec = importlib.util.spec_from_file_location("exchange_dag", {str(REPO / "dags" / "borderx_exchange.py")!r})
+        spec = importlib.util.spec_from_file_location("exchange_dag", {str(DAGS / "borderx_exchange.py")!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         dag = next(v for v in vars(module).values() if getattr(v, "dag_id", None) == "borderx_exchange")
         run = dag.test(run_conf={{"files": {good!r}}})
         assert str(run.state).endswith("success"), run.state
-    """)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    """, env)
     assert done.returncode == 0, done.stderr[-4000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     assert events, "no OpenLineage event was written"

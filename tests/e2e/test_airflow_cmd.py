@@ -21,9 +21,9 @@ import boto3
 import psutil
 import pytest
 
+from airflow_procs import free_port
 from borderx.dev import samples
 from borderx.cli.parser import build_parser
-from conftest import free_port
 
 BORDERX = str(Path(sys.executable).with_name("borderx"))
 START_DEADLINE = 300

@@ -24,8 +24,8 @@ import psycopg2
 import pytest
 import redis
 
-from airflow_procs import (REPO, UPLOAD_POOL, airflow, drop, home_env, migrate, port_open, serving_env, signed,
-                           start, start_components, stop, wait_for)
+from airflow_procs import (REPO, UPLOAD_POOL, airflow, drop, free_port, home_env, migrate, port_open, serving_env,
+                           signed, start, start_components, stop, wait_for)
 from borderx.dev import samples
 
 # The services this machine runs; point these elsewhere to run the test against others.
@@ -158,8 +158,6 @@ def _workers_ready(broker: str, prefix: str) -> set[str]:
 
 def test_two_celery_workers_publish_every_file_once_and_leak_nothing(demo_home, s3_endpoint, bucket, s3, tmp_path,
                                                                      metadata_db, broker_prefix):
-    from conftest import free_port
-
     for p in demo_home.intake.rglob("*"):
         if p.is_file():
             p.unlink()  # the demo's own samples; this test drops its own

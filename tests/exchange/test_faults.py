@@ -4,12 +4,10 @@ and the audit trail still verifies."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import socket
-import subprocess
 import threading
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from borderx.cli import main
 from borderx.exchange import Runtime, run_once
 from faultproxy import FaultProxy
+from filesystems import small_fs
 
 
 def _closed_port() -> str:
@@ -313,30 +312,6 @@ def test_a_file_appended_to_during_encryption_is_not_published(demo_home, s3_end
 
 
 # -- full disks ---------------------------------------------------------------------------------------
-#
-# A real full file system: a small tmpfs mounted over the hub's folder (this needs root or CAP_SYS_ADMIN, which
-# the test machine gives), then filled up. RLIMIT_FSIZE would only fake it: it caps every file of the process,
-# answers EFBIG instead of ENOSPC, and knows nothing of one folder being full and another not.
-
-
-@contextlib.contextmanager
-def small_fs(folder: Path, *, leave: int = 0, size: str = "1m"):
-    """Mounts a tmpfs of `size` on the empty `folder` and fills it to `leave` bytes free; yields the filler."""
-    folder.mkdir(parents=True, exist_ok=True)
-    assert not any(folder.iterdir()), folder
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small file system here ({mounted.stderr.strip()}); needs root or CAP_SYS_ADMIN")
-    filler = folder / ".filler"
-    try:
-        vfs = os.statvfs(folder)
-        with open(filler, "wb") as fh:
-            fh.write(b"\0" * (vfs.f_bavail * vfs.f_frsize - leave))
-        yield filler
-    finally:
-        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def _home_files(home) -> dict[str, bytes]:

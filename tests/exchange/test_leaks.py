@@ -81,7 +81,7 @@ def test_plaintext_temporary_files_are_private_and_removed_on_every_path(demo_ho
 
     from borderx.errors import BorderxError
     from borderx.exchange import Runtime, run_once
-    from test_faults import small_fs
+    from filesystems import small_fs
 
     for path in demo_home.intake.rglob("*"):
         if path.is_file():

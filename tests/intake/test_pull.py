@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from airflow_procs import DAGS, run_python
 from borderx.audit.trail import AuditTrail
 from borderx.cli import main
 from borderx.config.loader import check_config, load_config
 from borderx.intake.sources.pull import copy_from_folder, due_agencies, pull, pull_schedules, pulled_store, waiting_in_folder
-from test_s3_intake import DAGS, airflow_env, run_python  # noqa: F401  (airflow_env is a fixture)
 
 FLOWS = b"period,border_point,direction\n2026-11-01,ZA-BEI,ENTRY\n"
 OLD = time.time() - 3600
@@ -150,7 +150,7 @@ def test_schedules_say_which_agencies_are_due():
         "NA-MHAISS", "ZA-DHA", "ZA-SARS"]
 
 
-def test_dag_test_of_the_pull_dag(airflow_env, demo_home, exports):  # noqa: F811
+def test_dag_test_of_the_pull_dag(airflow_env, demo_home, exports):
     (exports / "traveller_flows" / "fresh.csv").unlink()  # the demo's settle time is 2 s: it would count
     assert pull_schedules(demo_home.root) == {"ZA-DHA": "*/10 * * * *"}
     env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}

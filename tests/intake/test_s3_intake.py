@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -16,33 +12,15 @@ import boto3
 import pytest
 import yaml
 
+from airflow_procs import DAGS, run_python
 from borderx.exchange import Runtime
 from borderx.airflow.triggers import S3IntakeTrigger
 from borderx.intake.sources.s3_uploads import (copy_object, objects_for_keys, objects_from_events, objects_in_message,
                                                queue_name, setup_notifications, waiting_objects)
 
-REPO = Path(__file__).resolve().parents[2]
-DAGS = REPO / "dags"
 AGENCY = "ZA-SARS"
 PREFIX = "intake/ZA-SARS/"
 GOODS = b"declaration_ref,lodged_date\nT0001,2026-11-01\n"
-
-
-@pytest.fixture
-def airflow_env(tmp_path):
-    """An Airflow home of its own on SQLite, migrated, with the project's dags and plugins."""
-    home = tmp_path / "airflow"
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                   capture_output=True)
-    return env
-
-
-def run_python(code: str, env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture

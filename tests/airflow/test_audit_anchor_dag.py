@@ -4,46 +4,23 @@ server) only when the trail grew, refuses a rewritten trail, and `borderx audit 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-import pytest
-
+from airflow_procs import DAGS, run_python
 from borderx.cli import main
 from borderx.exchange import run_once
-from conftest import REPO
 
-DAG_FILE = REPO / "dags" / "borderx_audit_anchor.py"
-
-
-@pytest.fixture
-def airflow_env(tmp_path):
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
-    }
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                   capture_output=True)
-    return env
+DAG_FILE = DAGS / "borderx_audit_anchor.py"
 
 
 def _dag_tests(env: dict, runs: int) -> list[str]:
     """Runs the DAG `runs` times with dag.test() in one process; the final state of each run."""
-    code = textwrap.dedent(f"""
+    done = run_python(f"""
         import importlib.util, json
         spec = importlib.util.spec_from_file_location("audit_anchor", {str(DAG_FILE)!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         print(json.dumps([str(module.audit_anchor_dag.test().state) for _ in range({runs})]))
-    """)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    """, env)
     assert done.returncode == 0, done.stderr[-5000:]
     return [s.rsplit(".", 1)[-1] for s in json.loads(done.stdout.strip().splitlines()[-1])]
 
@@ -91,7 +68,7 @@ def test_the_anchor_dag_signs_new_events_once_and_verify_checks_them(airflow_env
 
 
 def test_the_anchor_dag_parses_fast_and_light_hourly_unless_told(airflow_env, demo_home):
-    code = textwrap.dedent(f"""
+    code = f"""
         import json, sys, time
         from airflow.dag_processing.dagbag import DagBag
         started = time.perf_counter()
@@ -102,11 +79,11 @@ def test_the_anchor_dag_parses_fast_and_light_hourly_unless_told(airflow_env, de
         dag = bag.dags["borderx_audit_anchor"]
         print(json.dumps({{"took": took, "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
                           "heavy": heavy, "schedule": dag.timetable.expression, "tasks": dag.task_ids}}))
-    """)
+    """
     facts = {}
     for schedule in ("", "*/15 * * * *"):
         env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_ANCHOR_SCHEDULE": schedule}
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        done = run_python(code, env, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         facts[schedule] = json.loads(done.stdout.strip().splitlines()[-1])
     for f in facts.values():
