@@ -242,7 +242,7 @@ def test_unanchored_events_are_reported_and_fail_once_older_than_the_limit(runti
 
 def test_tsa_down_past_the_accepted_wait_stops_publishing_until_it_answers(demo_home, s3_endpoint, bucket, tmp_path,
                                                                           capsys, caplog):
-    from conftest import free_port
+    from airflow_procs import free_port
 
     from borderx.dev.tsa import local_tsa
 

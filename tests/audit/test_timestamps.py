@@ -15,7 +15,7 @@ from borderx.audit.trail import AuditTrail
 from borderx.config.models import AuditSettings, TsaSettings
 from borderx.errors import TimestampError, TimestampingStopped, is_transient
 from borderx.crypto import sshsig
-from conftest import free_port
+from airflow_procs import free_port
 
 START = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 

@@ -15,7 +15,8 @@ from borderx.config.models import S3Settings
 from borderx.errors import PublishError
 from borderx.exchange import Runtime, TransientError, is_transient, run_once
 from borderx.delivery.manifest import DeliveryLocation
-from borderx.bucket.publish import Patience, Target, publish_delivery
+from borderx.bucket.client import Patience
+from borderx.bucket.publish import Target, publish_delivery
 
 # Short enough that the tests stay fast, long enough for a loaded 2-core machine to answer in time.
 QUICK = {"BORDERX_S3_CONNECT_TIMEOUT": "0.3", "BORDERX_S3_READ_TIMEOUT": "0.6"}

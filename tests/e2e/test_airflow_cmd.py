@@ -1,5 +1,6 @@
 """`borderx airflow` as a user runs it: a real `airflow standalone` and local S3 endpoint, one extract dropped
-and published, then Ctrl-C, after which nothing it started is left running."""
+and published, receipts for a signed and a bad drop soon after, then Ctrl-C, after which nothing it started is
+left running."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ from pathlib import Path
 import boto3
 import psutil
 import pytest
+import yaml
 
 from airflow_procs import free_port
+from borderx.crypto import sshsig
 from borderx.dev import samples
 from borderx.cli.parser import build_parser
 
 BORDERX = str(Path(sys.executable).with_name("borderx"))
 START_DEADLINE = 300
+STOP_DEADLINE = 180
+RECEIPT_DEADLINE = 120
 PUBLISH_DEADLINE = 120
 
 
@@ -121,12 +126,14 @@ def test_borderx_airflow_publishes_a_dropped_file_and_ctrl_c_stops_everything(tm
         # which one takes the file first is a race the test must not depend on.
         assert {m["airflow"]["dag_id"] for m in manifests} <= {"borderx_exchange", "borderx_sweep"}
         assert len({m["airflow"]["run_id"] for m in manifests}) == 1, "published by one run"
+        _receipts_come_soon_after_a_drop(home, intake, tmp_path, proc, out, seen)
         with contextlib.suppress(psutil.NoSuchProcess):
             seen.update(psutil.Process(proc.pid).children(recursive=True))
         assert len(seen) >= 5, f"standalone and its components ran below the command: {seen}"
 
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 0, _read(out)[-3000:]
+        # Standalone stops its components one by one, each given a grace period; on a busy machine that is slow.
+        assert proc.wait(timeout=STOP_DEADLINE) == 0, _read(out)[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -140,6 +147,48 @@ def test_borderx_airflow_publishes_a_dropped_file_and_ctrl_c_stops_everything(tm
     assert not _api_answers(port)
     with pytest.raises(OSError):
         urllib.request.urlopen(endpoint, timeout=2)  # the local S3 endpoint is down too
+
+
+def _verify_receipt(home: Path, receipt: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    settings = yaml.safe_load((home / "config" / "settings.yaml").read_text())
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(sshsig.allowed_signers_line("hub", settings["hub"]["signing_public_key"],
+                                                   "borderx-receipt") + "\n")
+    return subprocess.run(["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", "hub", "-n", "borderx-receipt",
+                           "-s", str(receipt) + ".sig"], stdin=receipt.open("rb"), capture_output=True)
+
+
+def _receipts_come_soon_after_a_drop(home: Path, intake: Path, tmp_path: Path, proc, out: Path, seen: set) -> None:
+    """A signed drop and a bad drop each get a hub-signed receipt in the agency's receipts folder."""
+    receipts = intake.parent.parent / "receipts" / intake.name
+    start = dt.date.today() - dt.timedelta(days=11)
+    # Signed before it is dropped: the signature lies in the folder first, as an officer would do it.
+    staged = tmp_path / "signed_drop.csv"
+    samples.write_csv(staged, samples.TRAVELLER_FLOWS_COLUMNS, samples.traveller_flows_rows(["ZA-BEI"], start, 2, seed=7))
+    subprocess.run(["ssh-keygen", "-Y", "sign", "-n", "borderx-extract", "-f",
+                    str(home / "keys" / "ZA-DHA" / "ssh_ed25519"), str(staged)], check=True, capture_output=True)
+    os.replace(staged.with_name("signed_drop.csv.sig"), intake / "signed_drop.csv.sig")
+    dropped = time.monotonic()
+    os.replace(staged, intake / "signed_drop.csv")
+    bad = list(samples.traveller_flows_rows(["ZA-BEI"], start, 2, seed=8))
+    bad[1][2] = "SIDEWAYS"
+    samples.write_csv(intake / "bad_drop.csv.part", samples.TRAVELLER_FLOWS_COLUMNS, bad)
+    os.replace(intake / "bad_drop.csv.part", intake / "bad_drop.csv")
+
+    names = ("za-dha_flows_drop.csv", "signed_drop.csv", "bad_drop.csv")
+    _wait("the receipts", lambda: all((receipts / f"{n}.receipt.json.sig").exists() for n in names),
+          proc, out, time.monotonic() + RECEIPT_DEADLINE, seen)
+    print(f"receipts {time.monotonic() - dropped:.1f} s after the drop")
+
+    signed = json.loads((receipts / "signed_drop.csv.receipt.json").read_text())
+    assert signed["outcome"] == "accepted" and len(signed["deliveries"]) == 2
+    assert signed["provider_signature"]["status"] == "valid"
+    rejected = json.loads((receipts / "bad_drop.csv.receipt.json").read_text())
+    assert rejected["outcome"] == "quarantined" and rejected["reasons"]
+    assert "SIDEWAYS" not in (receipts / "bad_drop.csv.receipt.txt").read_text()
+    for name in names:
+        result = _verify_receipt(home, receipts / f"{name}.receipt.json", tmp_path)
+        assert result.returncode == 0, result.stderr
 
 
 def _alive(p: psutil.Process) -> bool:

@@ -18,7 +18,7 @@ from borderx.crypto import sshsig
 from borderx.intake.receipts import NAMESPACE
 from borderx.intake.sources.s3_uploads import setup_notifications
 
-from tests.intake.test_hostile_paths import FLOWS, empty_intake, old, run_once
+from intake_drops import FLOWS, empty_intake, old, run_once
 
 AGENCY = "ZA-DHA"
 

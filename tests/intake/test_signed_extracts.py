@@ -16,7 +16,7 @@ import yaml
 from borderx.cli import main
 from borderx.crypto import sshsig
 
-from tests.intake.test_hostile_paths import empty_intake, old, run_once
+from intake_drops import empty_intake, old, run_once
 
 AGENCY = "ZA-DHA"
 

@@ -257,7 +257,8 @@ def due_pulls() -> list[str]:
     if given:
         unknown = sorted(set(given) - set(schedules))
         if unknown:
-            raise ValueError(f"no pull source for {', '.join(unknown)}")
+            # A conf naming an agency without a pull source is wrong as given: trying again cannot mend it.
+            raise AirflowFailException(f"no pull source for {', '.join(unknown)}")
         return sorted(set(given))
     run = context["dag_run"]
     if run.run_type == "scheduled":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from borderx.audit.anchors import FIRST_PREV, NAMESPACE, StoredHead, head_digest
+from borderx.audit.anchors import FIRST_PREV, StoredHead, head_digest
 from borderx.audit.timestamps import verify_token
 from borderx.audit.trail import ChainBreak, check_chain
 from borderx.config.models import AuditSettings
