@@ -160,7 +160,7 @@ def _verify_receipt(home: Path, receipt: Path, tmp_path: Path) -> subprocess.Com
 
 def _receipts_come_soon_after_a_drop(home: Path, intake: Path, tmp_path: Path, proc, out: Path, seen: set) -> None:
     """A signed drop and a bad drop each get a hub-signed receipt in the agency's receipts folder."""
-    receipts = intake.parent.parent / "receipts" / intake.name
+    receipts = intake.parent / "receipts" / intake.name
     start = dt.date.today() - dt.timedelta(days=11)
     # Signed before it is dropped: the signature lies in the folder first, as an officer would do it.
     staged = tmp_path / "signed_drop.csv"
