@@ -1,9 +1,10 @@
-"""One spine: opening a home writes nothing, the run that first sees a config change records it, and every
+"""One spine: opening a home writes nothing, not even a folder; the run that first sees a config change records it, and every
 stage's hand-off survives the dict form Airflow keeps it in."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 from borderx.cli import main
 from borderx.exchange import Runtime, run_once
@@ -22,6 +23,9 @@ def test_read_only_commands_leave_the_trail_as_it_is_and_the_next_run_records_th
     agreement = demo_home.config / "agreements" / "DSA-2026-001.yaml"
     agreement.write_text(agreement.read_text() + "\n# reviewed\n")
     trail = (demo_home.audit / "trail.jsonl").read_bytes()
+    for folder in (demo_home.work, demo_home.archive):
+        shutil.rmtree(folder)  # what a writing process makes again, and a read-only one must not
+    tree = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.root.rglob("*"))
 
     assert main(["audit", "verify", *s3_args]) == 0
     assert main(["audit", "report", "--home", str(demo_home.root), "--format", "json"]) == 0
@@ -29,6 +33,8 @@ def test_read_only_commands_leave_the_trail_as_it_is_and_the_next_run_records_th
     assert main(["check", "--home", str(demo_home.root)]) == 0
     capsys.readouterr()
     assert (demo_home.audit / "trail.jsonl").read_bytes() == trail
+    made = {str(p.relative_to(demo_home.root)) for p in demo_home.root.rglob("*")} - set(tree)
+    assert made == set(), "a read-only command made nothing in the home"
 
     assert main(["run", "--once", "--settle", "0", *s3_args]) == 0
     assert main(["run", "--once", "--settle", "0", *s3_args]) == 0

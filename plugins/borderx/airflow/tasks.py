@@ -27,7 +27,7 @@ ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 
 def runtime():
     from borderx.exchange import Runtime
 
-    return Runtime.open()
+    return Runtime.open().prepare()
 
 
 def actor() -> dict:

@@ -84,7 +84,7 @@ def cmd_deliveries_revoke(args) -> int:
     from borderx.errors import BucketObjectError
     from borderx.exchange import Runtime
 
-    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket).prepare()
     delivery = find(rt.s3, rt.target.bucket, args.delivery_id)
     if delivery.state == "revoked":
         try:

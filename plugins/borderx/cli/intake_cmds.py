@@ -44,7 +44,7 @@ def cmd_setup(args) -> int:
     from borderx.bucket.client import failure
     from borderx.intake.sources.s3_uploads import intake_prefixes, setup_notifications, sqs_client
 
-    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket).prepare()
     prefixes = intake_prefixes(rt.config)
     if not prefixes:
         print("no agency has intake.s3_prefix in its config: nothing to set up")

@@ -167,7 +167,7 @@ def run_demo(home_dir: str | None, *, endpoint_url: str | None = None, bucket: s
                   f"{home.root / 'bucket'})", file=out)
             tsa_url = stack.enter_context(local_tsa_for_home(home.root))
             print(f"local time-stamping authority: {tsa_url} (CA: {home.root / 'keys' / CA_FILE})", file=out)
-        rt = Runtime.open(home.root, endpoint_url=endpoint_url, bucket=bucket)
+        rt = Runtime.open(home.root, endpoint_url=endpoint_url, bucket=bucket).prepare()
         summary = run_once(rt, settle_seconds=0)
         print_run_summary(rt, summary, out)
         mirror_deliveries(rt, home.root / "bucket")

@@ -32,8 +32,8 @@ def stamp(moment: dt.datetime) -> str:
 
 @dataclass
 class Runtime:
-    """Opening one writes nothing to the trail, so read-only commands leave it as it is; a run that exchanges
-    extracts calls `record_config_changes` first."""
+    """Opening one has no side effects, so read-only commands leave the home as it is; a process that writes
+    calls `prepare` first, and a run that exchanges extracts `record_config_changes`."""
 
     home: Home
     config: DeploymentConfig
@@ -52,8 +52,13 @@ class Runtime:
         resolved = Home.resolve(home)
         config = load_config(resolved.root, today=clock().date())
         target = Target.resolve(config.settings.s3, endpoint_url=endpoint_url, bucket=bucket)
-        resolved.ensure()
         return cls(resolved, config, target, clock)
+
+    def prepare(self) -> Runtime:
+        """Makes the home's folders (private) for a process that takes in, publishes or records; a read-only
+        command never calls it, so it leaves the home as it found it."""
+        self.home.ensure()
+        return self
 
     def record_config_changes(self) -> None:
         """Appends a config-changed event when agencies, keys, agreements or suites differ from the last run."""
