@@ -58,6 +58,7 @@ class RunSummary:
 def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | None = None,
              on_progress: Callable[[str], None] | None = None) -> RunSummary:
     actor = actor or CLI_ACTOR
+    rt.prepare()
     rt.record_config_changes()
     summary = RunSummary()
     found = stages.discover(rt, settle_seconds)
