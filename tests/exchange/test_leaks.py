@@ -19,13 +19,17 @@ MARKERS = ["ZA-LEAK7", "QQLEAKQQ", "leaky.person@example.org"]
 
 
 def _secrets(home: Path) -> list[str]:
+    public = [p.read_text() for p in (home / "keys").rglob("*") if p.is_file()
+              and (p.name.endswith((".pub", ".pem")) or p.name == "allowed_signers")]
     found = []
     for path in (home / "keys").rglob("*"):
-        if path.is_file() and not path.name.endswith(".pub") and path.name != "allowed_signers":
+        if path.is_file() and not path.name.endswith((".pub", ".pem")) and path.name != "allowed_signers":
             for line in path.read_text().splitlines():
                 line = line.strip()
-                if line and not line.startswith(("#", "-----")):
-                    found.append(line[:40])  # a prefix of each secret line is enough to recognise it
+                # A prefix of each secret line is enough to recognise it. An OpenSSH private key file holds its
+                # public key too, and now and then a line's prefix falls wholly within it: that part is public.
+                if line and not line.startswith(("#", "-----")) and not any(line[:40] in text for text in public):
+                    found.append(line[:40])
     return found
 
 
