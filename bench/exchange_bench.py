@@ -282,7 +282,7 @@ elif op == "upload":
     publish_delivery(target.client(), target, location, Path(args["src"]), b"{}", b"signature")
 elif op == "run":
     from borderx.exchange import Runtime, run_once
-    rt = Runtime.open(args["home"], endpoint_url=args["endpoint"], bucket=args["bucket"]).prepare()
+    rt = Runtime.open(args["home"], endpoint_url=args["endpoint"], bucket=args["bucket"])
     summary = run_once(rt, settle_seconds=0)
     print("published", len(summary.published), "quarantined", len(summary.quarantined))
     sys.exit(0 if len(summary.published) == args["deliveries"] and summary.ok else 3)

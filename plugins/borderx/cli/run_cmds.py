@@ -33,7 +33,7 @@ def cmd_run(args) -> int:
     from borderx.exchange import Runtime, run_once
     from borderx.cli.summary import print_run_summary
 
-    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket).prepare()
+    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
     summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(printable(line), file=sys.stderr))
     print_run_summary(rt, summary)
     return EXIT_OK if summary.ok else EXIT_FAILED

@@ -122,24 +122,12 @@ def drop_samples(home: Home, today: dt.date) -> list[Path]:
     return dropped
 
 
-def mirror_deliveries(rt, destination: Path) -> list[Path]:
-    """Copies the published deliveries next to the home, so the recipient commands work without an S3 client."""
+def mirror(rt, destination: Path, prefix: str) -> list[Path]:
+    """Copies the bucket's objects under `prefix` next to the home: deliveries, so the recipient commands work
+    without an S3 client; audit heads, time stamps and segments, so an auditor can try `ssh-keygen -Y verify`
+    and `openssl ts -verify` on them after the local endpoint is gone."""
     copied = []
-    paginator = rt.s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=rt.target.bucket, Prefix="deliveries/"):
-        for obj in page.get("Contents", []):
-            local = destination / obj["Key"]
-            local.parent.mkdir(parents=True, exist_ok=True)
-            rt.s3.download_file(rt.target.bucket, obj["Key"], str(local))
-            copied.append(local)
-    return copied
-
-
-def mirror_audit(rt, destination: Path) -> list[Path]:
-    """Copies the signed heads, their time stamps and the trail's segments next to the home, so an auditor can
-    try `ssh-keygen -Y verify` and `openssl ts -verify` on them after the local endpoint is gone."""
-    copied = []
-    for page in rt.s3.get_paginator("list_objects_v2").paginate(Bucket=rt.target.bucket, Prefix="audit/"):
+    for page in rt.s3.get_paginator("list_objects_v2").paginate(Bucket=rt.target.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             local = destination / obj["Key"]
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -167,11 +155,11 @@ def run_demo(home_dir: str | None, *, endpoint_url: str | None = None, bucket: s
                   f"{home.root / 'bucket'})", file=out)
             tsa_url = stack.enter_context(local_tsa_for_home(home.root))
             print(f"local time-stamping authority: {tsa_url} (CA: {home.root / 'keys' / CA_FILE})", file=out)
-        rt = Runtime.open(home.root, endpoint_url=endpoint_url, bucket=bucket).prepare()
+        rt = Runtime.open(home.root, endpoint_url=endpoint_url, bucket=bucket)
         summary = run_once(rt, settle_seconds=0)
         print_run_summary(rt, summary, out)
-        mirror_deliveries(rt, home.root / "bucket")
-        mirror_audit(rt, home.root / "bucket")
+        for prefix in ("deliveries/", "audit/"):
+            mirror(rt, home.root / "bucket", prefix)
     count, broken = rt.trail.verify()
     print(f"audit: {count} events in {rt.trail.path}, chain {'BROKEN at ' + str(broken) if broken else 'intact'}",
           file=out)
