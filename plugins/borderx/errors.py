@@ -80,6 +80,18 @@ class LinkedFolder(IntakeError):
                          "the hub does not follow links")
 
 
+class SourceRefused(IntakeError):
+    """A pull source the hub will not read from as it stands: an SFTP server that presents another host key than
+    the one pinned in the agency's config, or that does not accept the hub's key. Trying again cannot mend it;
+    the server or the config must change. Names the agency and the host, never key material."""
+
+
+class SourceUnreachable(IntakeError):
+    """A pull source did not answer or broke off; it may answer at the next try."""
+
+    transient = True
+
+
 # -- validation -----------------------------------------------------------------------------------------------
 
 

@@ -271,7 +271,8 @@ def pull_agency(agency: str) -> dict:
 
     rt = runtime()
     needs_s3 = rt.config.agencies[agency].pull.s3 is not None
-    return pull(rt.config, rt.home, agency, rt.s3 if needs_s3 else None).to_dict()
+    # A refused server (another host key, the hub's key not accepted) ends the task at once: retries cannot mend it.
+    return classified(pull, rt.config, rt.home, agency, rt.s3 if needs_s3 else None).to_dict()
 
 
 def find_objects() -> list[dict]:

@@ -206,12 +206,16 @@ class Deleted(Event):
 @dataclass(frozen=True)
 class Refused(Event):
     """Something in an intake or source location was not taken at all, recorded once per thing refused: a
-    folder that is a symbolic link, or a source object whose name cannot be copied in."""
+    folder that is a symbolic link, a source object whose name cannot be copied in, or an SFTP server that
+    presents another host key than the one pinned (once per key presented)."""
 
     TYPE = "refused"
     reason: str
     provider: str
-    dataset: str
+    dataset: str = ABSENT
+    host: str = ABSENT
+    presented: str = ABSENT
+    pinned: str = ABSENT
     path: str = ABSENT
     target: str = ABSENT
     source_uri: str = ABSENT
@@ -355,8 +359,11 @@ FIELD_DOCS = {
     "keys": "the S3 keys written or deleted",
     "deliveries": "the delivery ids made from this extract",
     "reason": "why, in words (revoked), what ended it (deleted: retention), or what was refused (refused: "
-              "linked-folder, name-too-long, ...)",
-    "path": "the refused folder, relative to the home",
+              "linked-folder, name-too-long, host-key-changed, ...)",
+    "path": "the refused folder, relative to the home (or its sftp:// URL)",
+    "host": "HOST:PORT of a refused SFTP server",
+    "presented": "the host key the server presented (SHA256 fingerprint), or `no TYPE host key`",
+    "pinned": "the host key pinned in the agency's config (SHA256 fingerprint)",
     "target": "where the refused link points (never followed)",
     "name_bytes": "the length in bytes of a name that cannot be copied in",
     "tombstone": "the S3 key of the signed tombstone",

@@ -211,6 +211,21 @@ def _link_problems(home: Path) -> list[Problem]:
     return problems
 
 
+def _sftp_problems(home: Path) -> list[Problem]:
+    """An SFTP pull server that cannot be reached, or that presents another host key than the pinned one. The
+    pull refuses such a server; only `check` asks it (a key exchange, nothing sent or read)."""
+    agencies = _load_section(home, "agencies", [], set())  # a broken file is reported by the full load already
+    problems = []
+    for shown, agency in agencies.values():
+        if agency.pull is not None and agency.pull.sftp is not None:
+            from borderx.intake.sources.sftp import host_key_problem
+
+            problem = host_key_problem(agency.id, agency.pull.sftp)
+            if problem:
+                problems.append(Problem(shown, "pull.sftp.host_key", problem))
+    return problems
+
+
 def _windows_overlap(a: Agreement, b: Agreement) -> bool:
     far = dt.date.max
     return a.valid_from <= (b.valid_to or far) and b.valid_from <= (a.valid_to or far)
@@ -280,8 +295,10 @@ def load_sections(home: Path, *sections: str) -> dict[str, dict[str, Any]]:
 
 
 def check_config(home: Path, *, today: dt.date | None = None) -> list[Problem]:
-    """Every problem of the home's config, and every link on the way to its intake and pull folders."""
-    return _load(Path(home), today or dt.date.today())[1] + _link_problems(Path(home).resolve())
+    """Every problem of the home's config, every link on the way to its intake and pull folders, and every SFTP
+    pull server that the hub would refuse or cannot reach."""
+    root = Path(home).resolve()
+    return _load(Path(home), today or dt.date.today())[1] + _link_problems(root) + _sftp_problems(root)
 
 
 def _check_tsa_ca(home: Path, settings: Settings, problems: list[Problem]) -> None:

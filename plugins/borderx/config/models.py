@@ -75,14 +75,72 @@ class Intake(_Model):
     )
 
 
-class PullSource(_Model):
-    """An agency's export location that the hub copies new extracts from, on a schedule; exactly one of the two.
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa")
+# A host name or an IP address (IPv6 in brackets or bare); nothing a shell or an ssh option could read more into.
+SFTP_HOST = r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
+# No control character: the path is sent to the server as it is written here (and `..` is refused below).
+SFTP_PATH = r"^[^\x00-\x1f\x7f]+$"
 
-    Laid out like an intake: DATASET/FILE under the folder or prefix. The source is only ever read.
+
+class SftpKey(_Model):
+    """Where the private key the hub logs in with comes from; exactly one of the two. Never the key itself."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                            description="environment variable holding the OpenSSH private key")
+    airflow_connection: str | None = Field(
+        default=None, description="Airflow connection (type sftp or ssh) whose extra private_key, key_file or "
+        "password logs in; host, port, user and host key still come from here")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SftpKey:
+        if (self.env is None) == (self.airflow_connection is None):
+            raise ValueError("give exactly one of env, airflow_connection")
+        return self
+
+
+class SftpSource(_Model):
+    """An SFTP server laid out as PATH/DATASET/FILE. Its host key is pinned: a server that presents another is
+    refused. The hub only lists, stats and reads there."""
+
+    host: str = Field(pattern=SFTP_HOST)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+    path: str = Field(default=".", pattern=SFTP_PATH, description="the export folder on the server")
+    host_key: str = Field(description="the server's public host key, `TYPE BASE64` as ssh-keyscan prints it "
+                          "after the host name")
+    key: SftpKey
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key_is_a_public_key(cls, value: str) -> str:
+        from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+        parts = value.split()
+        if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
+            raise ValueError(f"expected `TYPE BASE64` with TYPE one of {', '.join(HOST_KEY_TYPES)}")
+        try:
+            load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+        except (ValueError, TypeError):
+            raise ValueError(f"not a valid {parts[0]} public key") from None
+        return f"{parts[0]} {parts[1]}"
+
+    @field_validator("path")
+    @classmethod
+    def _path_stays_put(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("a `..` segment is not allowed")
+        return value
+
+
+class PullSource(_Model):
+    """An agency's export location that the hub copies new extracts from, on a schedule; exactly one of the three.
+
+    Laid out like an intake: DATASET/FILE under the folder, prefix or path. The source is only ever read.
     """
 
     folder: str | None = Field(default=None, description="a folder the hub can read, absolute or relative to the home")
     s3: str | None = Field(default=None, pattern=S3_URL, description="s3://BUCKET/PREFIX, at the hub's S3 endpoint")
+    sftp: SftpSource | None = None
     schedule: str = Field(default=DEFAULT_PULL_SCHEDULE,
                           description="cron expression or preset (@hourly, @daily, ...) in UTC")
 
@@ -97,8 +155,8 @@ class PullSource(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PullSource:
-        if (self.folder is None) == (self.s3 is None):
-            raise ValueError("give exactly one of folder, s3")
+        if sum(source is not None for source in (self.folder, self.s3, self.sftp)) != 1:
+            raise ValueError("give exactly one of folder, s3, sftp")
         return self
 
 

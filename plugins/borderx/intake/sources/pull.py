@@ -1,5 +1,5 @@
-"""Pull sources: an agency's export location (a folder, or an S3 prefix at the hub's endpoint), laid out as
-DATASET/FILE, from which the hub copies new extracts into intake on the agency's schedule.
+"""Pull sources: an agency's export location (a folder, an S3 prefix at the hub's endpoint, or an SFTP server:
+`sftp`), laid out as DATASET/FILE, from which the hub copies new extracts into intake on the agency's schedule.
 
 The source is only read, never moved, changed or deleted. A folder source is walked without following a
 link: a linked DATASET/ folder, or a link anywhere on the configured path, is refused, never read.
@@ -174,7 +174,8 @@ class PullResult:
 def pull(config, home: Home, agency: str, s3=None) -> PullResult:
     """Copies what is new at one agency's pull source into its intake folders, for the datasets it provides.
 
-    `s3` is a client at the hub's endpoint, needed for an s3:// source only.
+    `s3` is a client at the hub's endpoint, needed for an s3:// source only. An SFTP server that is not the one
+    pinned, or that refuses the hub's key, raises SourceRefused; one that does not answer, SourceUnreachable.
     """
     from borderx.intake.finding import provided_datasets
 
@@ -185,7 +186,11 @@ def pull(config, home: Home, agency: str, s3=None) -> PullResult:
     store = pulled_store(home)
     configured = config.agencies[agency].intake.folder
     outcomes = []
-    if source.folder is not None:
+    if source.sftp is not None:
+        from borderx.intake.sources.sftp import pull_from_server
+
+        shown, outcomes = pull_from_server(config, home, agency, datasets, store)
+    elif source.folder is not None:
         shown = str(source_folder(home, source.folder))
         for obj in waiting_in_folder(home, agency, datasets, source.folder, config.settings.intake.settle_seconds,
                                      store):
