@@ -103,3 +103,103 @@ def test_new_files_are_copied_in_once_and_the_server_is_only_read(demo_home, ssh
     assert all(c["source_uri"].startswith(f"sftp://{sshd.user}@127.0.0.1:{sshd.port}/") for c in copies)
     assert AuditTrail(demo_home.audit).verify()[1] is None
     assert sshd.client_key.splitlines()[1] not in caplog.text
+
+
+def test_a_file_that_grows_while_copied_is_left_for_the_next_round(demo_home, sshd, server_exports, pulling):
+    source = pulling.agencies[AGENCY].pull.sftp
+    store = pulled_store(demo_home)
+    with session(demo_home, AGENCY, source) as sftp:
+        [obj, _] = waiting_on_server(demo_home, sftp, AGENCY, source, [DATASET], 600, store)
+        with open(server_exports / DATASET / obj.name, "ab") as fh:
+            fh.write(b"2026-11-30,ZA-BEI,EXIT\n" * 1000)  # more than was listed: read only one byte past it
+        assert copy_from_server(demo_home, sftp, source, intake(demo_home), obj, store).status == "changed"
+    assert not (intake(demo_home) / obj.name).exists() and not store.contains(*obj.identity)
+    assert not [p for p in intake(demo_home).iterdir() if p.name.startswith(".")]
+
+
+def test_a_changed_host_key_is_refused_with_an_event_and_a_check_line(demo_home, sshd, server_exports, pulling,
+                                                                      tmp_path, capsys):
+    _, other = keypair(tmp_path / "other_host_key")
+    set_pull(demo_home, AGENCY, sftp_source(sshd, server_exports, host_key=other))
+    config = load_config(demo_home.root)
+    before = {p.name for p in intake(demo_home).iterdir()}
+
+    for _ in range(2):  # refused every time, recorded once
+        with pytest.raises(SourceRefused) as refused:
+            pull(config, demo_home, AGENCY)
+        assert is_permanent(refused.value)
+    message = str(refused.value)
+    assert message.startswith(f"{AGENCY}: the SFTP server 127.0.0.1:{sshd.port} presents host key SHA256:")
+    assert "not the pinned host key SHA256:" in message and "nothing was sent or read" in message
+    assert {p.name for p in intake(demo_home).iterdir()} == before
+    [event] = refusals(demo_home)
+    assert event["reason"] == "host-key-changed" and event["provider"] == AGENCY
+    assert event["host"] == f"127.0.0.1:{sshd.port}" and event["presented"] != event["pinned"]
+
+    code, out = check(demo_home, capsys)
+    assert code == 1
+    assert f"config/agencies/{AGENCY}.yaml: pull.sftp.host_key: {message}" in out
+
+    # A server without a key of the pinned type is refused too, not asked for another type.
+    _, ecdsa = keypair(tmp_path / "ecdsa_host_key", "ecdsa")
+    set_pull(demo_home, AGENCY, sftp_source(sshd, server_exports, host_key=ecdsa))
+    with pytest.raises(SourceRefused, match="presents no ecdsa-sha2-nistp256 host key"):
+        pull(load_config(demo_home.root), demo_home, AGENCY)
+    assert [e["presented"] for e in refusals(demo_home)][1:] == ["no ecdsa-sha2-nistp256 host key"]
+
+    # Pinned right, check has nothing to say about the server.
+    set_pull(demo_home, AGENCY, sftp_source(sshd, server_exports))
+    code, out = check(demo_home, capsys)
+    assert "pull.sftp" not in out
+
+
+def test_a_key_the_server_does_not_accept_is_refused(demo_home, sshd, server_exports, pulling, tmp_path,
+                                                     monkeypatch, caplog):
+    wrong, _ = keypair(tmp_path / "not_authorized")
+    monkeypatch.setenv(KEY_ENV, wrong)
+    with pytest.raises(SourceRefused) as refused:
+        pull(pulling, demo_home, AGENCY)
+    assert str(refused.value) == (f"{AGENCY}: the SFTP server 127.0.0.1:{sshd.port} does not accept the key of "
+                                  f"{sshd.user} from environment variable {KEY_ENV}")
+    assert is_permanent(refused.value) and refusals(demo_home) == []
+
+    monkeypatch.setenv(KEY_ENV, "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")
+    with pytest.raises(KeyMaterialError, match=f"environment variable {KEY_ENV} holds no unencrypted OpenSSH"):
+        pull(pulling, demo_home, AGENCY)
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(KeyMaterialError, match=f"environment variable {KEY_ENV} is not set"):
+        pull(pulling, demo_home, AGENCY)
+    for line in wrong.splitlines()[1:-1] + sshd.client_key.splitlines()[1:-1]:
+        assert line not in caplog.text
+    assert not list(intake(demo_home).glob("dha_*"))
+
+
+def test_hostile_names_and_entries_break_nothing(demo_home, sshd, server_exports, pulling, tmp_path):
+    folder = server_exports / DATASET
+    old(folder / "line\nbreak\x1b[31m.csv", FLOWS)
+    os.mkfifo(folder / "pipe.csv")
+    os.utime(folder / "pipe.csv", (time.time() - 3600,) * 2)
+    (folder / "loop.csv").symlink_to("loop.csv")
+    copied = pull(pulling, demo_home, AGENCY).to_dict()["copied"]
+    assert sorted(copied) == ["dha_2026-11.csv", "dha_2026-12.csv", "line\nbreak\x1b[31m.csv"]
+    assert not (intake(demo_home) / "pipe.csv").exists() and not (intake(demo_home) / "loop.csv").exists()
+
+    # What a hostile server may list, though no file system holds it: refused before anything is read, once.
+    source = pulling.agencies[AGENCY].pull.sftp
+    store = pulled_store(demo_home)
+    outside = tmp_path / "server" / "secret.csv"
+    with session(demo_home, AGENCY, source) as sftp:
+        for name in ("../../secret.csv", str(outside), "..", "x\0.csv", "a" * 300 + ".csv"):
+            obj = SourceObject(AGENCY, DATASET, name, f"sftp://server/{name}", outside.stat().st_size, "1")
+            assert copy_from_server(demo_home, sftp, source, intake(demo_home), obj, store).status == "refused"
+            assert copy_from_server(demo_home, sftp, source, intake(demo_home), obj, store).status == "seen"
+    assert holding(demo_home.root, SECRET) == []
+    assert sorted(r["reason"] for r in refusals(demo_home)) == ["name-too-long"] + ["not-a-file-name"] * 4
+
+    # A name that is not UTF-8 stops the listing of its folder (paramiko gives up on it): said once, nothing taken.
+    os.close(os.open(os.fsencode(folder) + b"/\xff.csv", os.O_CREAT | os.O_WRONLY, 0o600))
+    (folder / "late.csv").write_bytes(FLOWS)
+    os.utime(folder / "late.csv", (time.time() - 3600,) * 2)
+    assert pull(pulling, demo_home, AGENCY).outcomes == []
+    assert pull(pulling, demo_home, AGENCY).outcomes == []
+    assert [r["reason"] for r in refusals(demo_home)].count("name-not-utf8") == 1
