@@ -203,3 +203,28 @@ def test_hostile_names_and_entries_break_nothing(demo_home, sshd, server_exports
     assert pull(pulling, demo_home, AGENCY).outcomes == []
     assert pull(pulling, demo_home, AGENCY).outcomes == []
     assert [r["reason"] for r in refusals(demo_home)].count("name-not-utf8") == 1
+
+
+def test_dag_test_of_the_pull_dag_with_the_key_in_an_airflow_connection(airflow_env, demo_home, sshd, server_exports):
+    set_pull(demo_home, AGENCY, {**sftp_source(sshd, server_exports, key={"airflow_connection": "sftp_za_dha"}),
+                                 "schedule": "*/15 * * * *"})
+    settle_after(demo_home, 600)
+    assert pull_schedules(demo_home.root) == {AGENCY: "*/15 * * * *"}
+    connection = json.dumps({"conn_type": "sftp", "extra": {"private_key": sshd.client_key}})
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "AIRFLOW_CONN_SFTP_ZA_DHA": connection}
+    done = run_python(
+        f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("pull_dag", {str(DAGS / "borderx_pull.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print("STATE", module.pull_dag.test().state)
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert done.stdout.strip().splitlines()[-1].endswith("success"), done.stdout[-5000:] + done.stderr[-5000:]
+    assert (intake(demo_home) / "dha_2026-11.csv").read_bytes() == FLOWS
+    assert (intake(demo_home) / "dha_2026-12.csv").exists() and not (intake(demo_home) / "fresh.csv").exists()
+    for line in sshd.client_key.splitlines()[1:-1]:
+        assert line not in done.stdout + done.stderr
