@@ -130,7 +130,7 @@ def test_bad_pull_sources_are_reported_by_check(demo_home, tmp_path, capsys):
     set_pull(demo_home, "BW-BURS", {"folder": str(tmp_path), "shedule": "@daily"})
     problems = {str(p) for p in check_config(demo_home.root)}
     assert f"config/agencies/ZA-DHA.yaml: pull.folder: {tmp_path / 'nowhere'} is not a folder" in problems
-    assert "config/agencies/BW-DIC.yaml: pull: Value error, give exactly one of folder, s3" in problems
+    assert "config/agencies/BW-DIC.yaml: pull: Value error, give exactly one of folder, s3, sftp" in problems
     assert any(p.startswith("config/agencies/ZA-SARS.yaml: pull.s3: String should match pattern") for p in problems)
     assert ("config/agencies/ZA-SARS.yaml: pull.schedule: Value error, 'every hour' is neither a cron expression "
             "nor a preset such as @hourly") in problems

@@ -11,9 +11,9 @@ import time
 import pytest
 import yaml
 
-from airflow_procs import DAGS, run_python
+from airflow_procs import DAGS, free_port, run_python
 from borderx.audit.trail import AuditTrail
-from borderx.config.loader import load_config
+from borderx.config.loader import check_config, load_config
 from borderx.errors import KeyMaterialError, SourceRefused, is_permanent
 from borderx.intake.sources.copy import SourceObject, pulled_store
 from borderx.intake.sources.pull import pull, pull_schedules
@@ -228,3 +228,21 @@ def test_dag_test_of_the_pull_dag_with_the_key_in_an_airflow_connection(airflow_
     assert (intake(demo_home) / "dha_2026-12.csv").exists() and not (intake(demo_home) / "fresh.csv").exists()
     for line in sshd.client_key.splitlines()[1:-1]:
         assert line not in done.stdout + done.stderr
+
+
+def test_bad_sftp_sources_are_reported_by_check(demo_home, sshd, tmp_path):
+    good = sftp_source(sshd, "/exports")["sftp"]
+    set_pull(demo_home, "ZA-DHA", {"sftp": {**good, "host_key": "ssh-ed25519 AAAAnotakey"}})
+    set_pull(demo_home, "ZA-SARS", {"sftp": {**good, "path": "exports/../../etc"}})
+    set_pull(demo_home, "BW-DIC", {"sftp": {**good, "key": {"env": "K", "airflow_connection": "c"}}})
+    set_pull(demo_home, "NA-MHAISS", {"sftp": {**good, "host": "-oProxyCommand=x", "private_key": "x"}})
+    set_pull(demo_home, "BW-BURS", {"sftp": {**good, "port": free_port()}})  # nobody listens there
+    problems = {str(p) for p in check_config(demo_home.root)}
+    assert "config/agencies/ZA-DHA.yaml: pull.sftp.host_key: Value error, not a valid ssh-ed25519 public key" in problems
+    assert "config/agencies/ZA-SARS.yaml: pull.sftp.path: Value error, a `..` segment is not allowed" in problems
+    assert "config/agencies/BW-DIC.yaml: pull.sftp.key: Value error, give exactly one of env, airflow_connection" \
+        in problems
+    assert any(p.startswith("config/agencies/NA-MHAISS.yaml: pull.sftp.host: String should match") for p in problems)
+    assert "config/agencies/NA-MHAISS.yaml: pull.sftp.private_key: Extra inputs are not permitted" in problems
+    assert any(p.startswith("config/agencies/BW-BURS.yaml: pull.sftp.host_key: the SFTP server 127.0.0.1:")
+               and p.endswith("cannot be reached (ConnectionRefusedError)") for p in problems), problems
