@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 import pytest
@@ -19,6 +20,7 @@ from borderx.intake.sources.copy import SourceObject, pulled_store
 from borderx.intake.sources.pull import pull, pull_schedules
 from borderx.intake.sources.sftp import copy_from_server, session, waiting_on_server
 
+from hostile_sftp import Entry, Listing, start_hostile_sftp
 from intake_drops import FLOWS, SECRET, check, holding, old, refusals, set_pull, snapshot
 from sshd import keypair, start_sshd
 
@@ -93,13 +95,17 @@ def test_new_files_are_copied_in_once_and_the_server_is_only_read(demo_home, ssh
     # The file that was being written is taken once it settled; a new version of a file is a new extract.
     os.utime(server_exports / DATASET / "fresh.csv", (time.time() - 3600,) * 2)
     old(server_exports / DATASET / "dha_2026-12.csv", FLOWS + b"2026-12-02,ZA-BEI,ENTRY\n")
-    assert sorted(pull(pulling, demo_home, AGENCY).to_dict()["copied"]) == ["dha_2026-12.csv", "fresh.csv"]
+    # A size at the end of a read window and of a request: the hub's one byte past it meets the end of the file.
+    big = old(server_exports / DATASET / "big.csv", os.urandom((4 << 20) + (32 << 10)))
+    assert sorted(pull(pulling, demo_home, AGENCY).to_dict()["copied"]) == ["big.csv", "dha_2026-12.csv",
+                                                                            "fresh.csv"]
+    assert (intake(demo_home) / "big.csv").read_bytes() == big.read_bytes()
     assert (intake(demo_home) / "dha_2026-12.csv").read_bytes().endswith(b"2026-12-02,ZA-BEI,ENTRY\n")
     assert not [p for p in intake(demo_home).iterdir() if p.name.startswith(".")]
 
     copies = [e["details"] for e in AuditTrail(demo_home.audit).events() if e["type"] == "copied-in"]
-    assert sorted(c["source_name"] for c in copies) == ["dha_2026-11.csv", "dha_2026-12.csv", "dha_2026-12.csv",
-                                                        "fresh.csv"]
+    assert sorted(c["source_name"] for c in copies) == ["big.csv", "dha_2026-11.csv", "dha_2026-12.csv",
+                                                        "dha_2026-12.csv", "fresh.csv"]
     assert all(c["source_uri"].startswith(f"sftp://{sshd.user}@127.0.0.1:{sshd.port}/") for c in copies)
     assert AuditTrail(demo_home.audit).verify()[1] is None
     assert sshd.client_key.splitlines()[1] not in caplog.text
@@ -246,3 +252,42 @@ def test_bad_sftp_sources_are_reported_by_check(demo_home, sshd, tmp_path):
     assert "config/agencies/NA-MHAISS.yaml: pull.sftp.private_key: Extra inputs are not permitted" in problems
     assert any(p.startswith("config/agencies/BW-BURS.yaml: pull.sftp.host_key: the SFTP server 127.0.0.1:")
                and p.endswith("cannot be reached (ConnectionRefusedError)") for p in problems), problems
+
+
+def test_a_lying_server_breaks_nothing(demo_home, tmp_path, monkeypatch):
+    remote = "/exports"
+    honest = Entry("honest.csv", FLOWS)
+    listing = Listing({f"{remote}/{DATASET}": [
+        honest, Entry("ctrl\x1b[2J\r.csv", FLOWS),
+        Entry("../../escape.csv", SECRET), Entry("a/b.csv", SECRET), Entry("nul\0.csv", SECRET),
+        Entry("n" * 300 + ".csv", SECRET), Entry("..", SECRET), Entry(".", SECRET),
+        Entry("link.csv", SECRET, kind=stat.S_IFLNK), Entry("dir.csv", kind=stat.S_IFDIR),
+        Entry("fifo.csv", kind=stat.S_IFIFO),
+        Entry("endless.csv", size=len(FLOWS), endless=True),  # more than it listed, without end
+        Entry("short.csv", FLOWS, size=1 << 40),  # a terabyte as listed, a line as read
+    ]})
+    server = start_hostile_sftp(tmp_path / "hostile", listing)
+    try:
+        monkeypatch.setenv(KEY_ENV, server.client_key)
+        set_pull(demo_home, AGENCY, {"sftp": {"host": "127.0.0.1", "port": server.port, "user": "borderx",
+                                              "path": remote, "host_key": server.host_key, "key": {"env": KEY_ENV}}})
+        config = load_config(demo_home.root)
+        first = pull(config, demo_home, AGENCY)
+        opened_first = list(listing.opened)
+        second = pull(config, demo_home, AGENCY)
+    finally:
+        server.stop()
+
+    status = {o.name: o.status for o in first.outcomes}
+    assert sorted(first.to_dict()["copied"]) == ["ctrl\x1b[2J\r.csv", "honest.csv"]
+    assert {n: status[n] for n in ("endless.csv", "short.csv")} == {"endless.csv": "changed", "short.csv": "changed"}
+    assert [status[n] for n in ("a/b.csv", "nul\0.csv", "n" * 300 + ".csv")] == ["refused"] * 3
+    assert not {"../../escape.csv", "..", ".", "link.csv", "dir.csv", "fifo.csv"} & set(status)
+    assert sorted(o.name for o in second.outcomes) == ["endless.csv", "short.csv"], "the refused are not tried again"
+    # Only files listed as regular, with names that can be intake files, were ever opened on the server.
+    assert {p.rsplit("/", 1)[1] for p in opened_first} == {"honest.csv", "ctrl\x1b[2J\r.csv", "endless.csv",
+                                                           "short.csv"}
+    assert holding(tmp_path, SECRET) == [] and not list(tmp_path.rglob("escape.csv"))
+    assert not [p for p in intake(demo_home).iterdir() if p.name.startswith(".") or p.name.startswith("endless")]
+    assert (intake(demo_home) / "honest.csv").read_bytes() == FLOWS
+    assert sorted(r["reason"] for r in refusals(demo_home)) == ["name-too-long"] + ["not-a-file-name"] * 2

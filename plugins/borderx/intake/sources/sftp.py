@@ -36,14 +36,18 @@ from borderx.errors import KeyMaterialError, SourceRefused, SourceUnreachable
 from borderx.home import Home
 from borderx.intake.finding import is_candidate_name
 from borderx.intake.refusals import record_once
-from borderx.intake.sources.copy import BLOCK, Copied, SourceObject, copy_in
+from borderx.intake.sources.copy import Copied, SourceObject, copy_in
 from borderx.intake.watch import AnnouncedStore
 
 log = logging.getLogger(__name__)
 
 CONNECT_SECONDS = 20
-# Requests in flight while a file is read: fast over a long link, and a bounded number of blocks in memory.
+# A server that stops answering in the middle of a listing or a file fails the pull instead of holding it.
+ANSWER_SECONDS = 120
+# Read requests in flight while a file is read, and how much is asked for at a time: fast over a long link,
+# and never more than a window in memory, whatever size the server claims.
 PREFETCH_REQUESTS = 64
+READ_WINDOW = 4 << 20
 HOST_KEY_CHANGED = "host-key-changed"
 NAME_NOT_UTF8 = "name-not-utf8"
 # The host key algorithms that a pinned key of each type can sign with.
@@ -187,6 +191,7 @@ def session(home: Home, agency: str, source: SftpSource) -> Iterator[paramiko.SF
         presented = sftp.get_channel().get_transport().get_remote_server_key()
         if presented != pinned_key(source):
             raise refuse_host_key(home, agency, source, f"host key {presented.fingerprint}")
+        sftp.get_channel().settimeout(ANSWER_SECONDS)
         yield sftp
 
 
@@ -234,6 +239,19 @@ def _entries(home: Home, sftp: paramiko.SFTPClient, agency: str, source: SftpSou
         return []
 
 
+def _read_into(remote: paramiko.SFTPFile, limit: int, out: BinaryIO) -> None:
+    """Up to `limit` bytes of `remote` into `out`, a window of requests in flight at a time. paramiko's own
+    read-ahead plans the whole file at once: a size a server merely claims would take that much memory."""
+    offset = 0
+    while offset < limit:
+        size = min(READ_WINDOW, limit - offset)
+        [block] = remote.readv([(offset, size)], PREFETCH_REQUESTS)
+        out.write(block)
+        offset += len(block)
+        if len(block) < size:
+            return
+
+
 def copy_from_server(home: Home, sftp: paramiko.SFTPClient, source: SftpSource, intake: Path, obj: SourceObject,
                      store: AnnouncedStore) -> Copied:
     """Copies the version of one file that was listed; a file changed, removed or unreadable since is left."""
@@ -243,11 +261,8 @@ def copy_from_server(home: Home, sftp: paramiko.SFTPClient, source: SftpSource, 
         with sftp.open(path, "rb") as remote:
             if not stat.S_ISREG(remote.stat().st_mode or 0):
                 return  # not a file any more: the size check throws the copy away
-            remote.prefetch(obj.size, PREFETCH_REQUESTS)
-            left = obj.size + 1  # one byte past the listed size tells a file that grew: the size check then fails
-            while left > 0 and (block := remote.read(min(BLOCK, left))):
-                out.write(block)
-                left -= len(block)
+            # One byte past the listed size tells a file that grew: the size check then fails.
+            _read_into(remote, obj.size + 1, out)
 
     def unchanged() -> bool:
         now = sftp.lstat(path)
@@ -255,8 +270,9 @@ def copy_from_server(home: Home, sftp: paramiko.SFTPClient, source: SftpSource, 
 
     try:
         return copy_in(home, intake, obj, write, unchanged, store)
-    except (FileNotFoundError, PermissionError) as exc:
-        log.warning("%s cannot be read now (%s); left for the next round", obj.uri, type(exc).__name__)
+    except (FileNotFoundError, PermissionError, EOFError) as exc:
+        # EOFError: the file ended before the size it was listed with (paramiko's read-ahead says so this way).
+        log.warning("%s cannot be read as listed now (%s); left for the next round", obj.uri, type(exc).__name__)
         return Copied("changed", obj.name, obj.uri)
 
 
