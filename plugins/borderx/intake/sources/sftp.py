@@ -143,8 +143,9 @@ def _private_key(agency: str, variable: str) -> paramiko.PKey:
 
 
 def sftp_hook(agency: str, source: SftpSource):
-    """Airflow's SFTP hook for the server, pinned to its host key and logging in with the configured key only
-    (no agent, no ~/.ssh keys, one connection attempt: the task's retries do the rest)."""
+    """Airflow's SFTP hook for the server, pinned to its host key, logging in with the configured key (never a
+    key from ~/.ssh), one connection attempt: the task's retries do the rest. The hook cannot turn paramiko's
+    SSH agent off: a worker with SSH_AUTH_SOCK set would offer the agent's keys after the configured one."""
     from airflow.providers.sftp.hooks.sftp import SFTPHook
 
     conn_id = source.key.airflow_connection
