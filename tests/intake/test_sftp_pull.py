@@ -291,3 +291,24 @@ def test_a_lying_server_breaks_nothing(demo_home, tmp_path, monkeypatch):
     assert not [p for p in intake(demo_home).iterdir() if p.name.startswith(".") or p.name.startswith("endless")]
     assert (intake(demo_home) / "honest.csv").read_bytes() == FLOWS
     assert sorted(r["reason"] for r in refusals(demo_home)) == ["name-too-long"] + ["not-a-file-name"] * 2
+
+
+def test_the_pin_and_only_the_pin_decides_whatever_known_hosts_says(demo_home, sshd, server_exports, pulling,
+                                                                    tmp_path, monkeypatch):
+    home = tmp_path / "hub-user"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    _, other = keypair(tmp_path / "other_host_key")
+    known = home / ".ssh" / "known_hosts"
+
+    # known_hosts vouches for the server's real key, the config pins another: refused, as a changed key.
+    known.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_key}\n")
+    set_pull(demo_home, AGENCY, sftp_source(sshd, server_exports, host_key=other))
+    with pytest.raises(SourceRefused, match="presents host key SHA256:.*not the pinned host key"):
+        pull(load_config(demo_home.root), demo_home, AGENCY)
+
+    # The server presents the pinned key, known_hosts holds another: refused, naming known_hosts.
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other}\n")
+    with pytest.raises(SourceRefused, match="presents the pinned host key, but the hub user's ~/.ssh/known_hosts"):
+        pull(pulling, demo_home, AGENCY)
+    assert not list(intake(demo_home).glob("dha_*"))
