@@ -1,4 +1,5 @@
-"""Pull: copies new extracts from each agency's pull source (a folder or an S3 prefix) into its intake folders.
+"""Pull: copies new extracts from each agency's pull source (a folder, an S3 prefix or an SFTP server) into its
+intake folders.
 
 Each agency with `pull:` in its config has a schedule (cron or preset, UTC; @hourly unless it says otherwise);
 this DAG runs whenever one of them fires and pulls the agencies due then. Run it by hand to pull every agency

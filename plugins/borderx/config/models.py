@@ -109,6 +109,8 @@ class SftpSource(_Model):
     host_key: str = Field(description="the server's public host key, `TYPE BASE64` as ssh-keyscan prints it "
                           "after the host name")
     key: SftpKey
+    compress: bool = Field(default=True, description="zlib on the wire: worth it for CSV over a slow link, a cost "
+                           "in CPU on a fast one")
 
     @field_validator("host_key")
     @classmethod

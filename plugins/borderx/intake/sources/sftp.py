@@ -44,10 +44,9 @@ log = logging.getLogger(__name__)
 CONNECT_SECONDS = 20
 # A server that stops answering in the middle of a listing or a file fails the pull instead of holding it.
 ANSWER_SECONDS = 120
-# Read requests in flight while a file is read, and how much is asked for at a time: fast over a long link,
-# and never more than a window in memory, whatever size the server claims.
-PREFETCH_REQUESTS = 64
-READ_WINDOW = 4 << 20
+# How much is asked for at a time, in requests all in flight at once: fast over a long link, and never more
+# than a window in memory, whatever size the server claims.
+READ_WINDOW = 8 << 20
 HOST_KEY_CHANGED = "host-key-changed"
 NAME_NOT_UTF8 = "name-not-utf8"
 # The host key algorithms that a pinned key of each type can sign with.
@@ -160,6 +159,7 @@ def sftp_hook(agency: str, source: SftpSource):
     if source.key.env:
         hook.pkey, hook.key_file, hook.password = _private_key(agency, source.key.env), None, None
     hook.host_key, hook.allow_host_key_change, hook.look_for_keys = pinned_key(source), False, False
+    hook.compress = source.compress
     return hook
 
 
@@ -246,14 +246,13 @@ def _entries(home: Home, sftp: paramiko.SFTPClient, agency: str, source: SftpSou
 def _read_into(remote: paramiko.SFTPFile, limit: int, out: BinaryIO) -> None:
     """Up to `limit` bytes of `remote` into `out`, a window of requests in flight at a time. paramiko's own
     read-ahead plans the whole file at once: a size a server merely claims would take that much memory."""
-    offset = 0
-    while offset < limit:
-        size = min(READ_WINDOW, limit - offset)
-        [block] = remote.readv([(offset, size)], PREFETCH_REQUESTS)
-        out.write(block)
-        offset += len(block)
-        if len(block) < size:
-            return
+    step = remote.MAX_REQUEST_SIZE
+    for start in range(0, limit, READ_WINDOW):
+        chunks = [(at, min(step, limit - at)) for at in range(start, min(start + READ_WINDOW, limit), step)]
+        for (_, size), block in zip(chunks, remote.readv(chunks)):
+            out.write(block)
+            if len(block) < size:
+                return
 
 
 def copy_from_server(home: Home, sftp: paramiko.SFTPClient, source: SftpSource, intake: Path, obj: SourceObject,
