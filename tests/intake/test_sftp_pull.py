@@ -136,7 +136,7 @@ def test_a_changed_host_key_is_refused_with_an_event_and_a_check_line(demo_home,
         assert is_permanent(refused.value)
     message = str(refused.value)
     assert message.startswith(f"{AGENCY}: the SFTP server 127.0.0.1:{sshd.port} presents host key SHA256:")
-    assert "not the pinned host key SHA256:" in message and "nothing was sent or read" in message
+    assert "not the pinned host key SHA256:" in message and "nothing was read there" in message
     assert {p.name for p in intake(demo_home).iterdir()} == before
     [event] = refusals(demo_home)
     assert event["reason"] == "host-key-changed" and event["provider"] == AGENCY

@@ -213,7 +213,7 @@ def _link_problems(home: Path) -> list[Problem]:
 
 def _sftp_problems(home: Path) -> list[Problem]:
     """An SFTP pull server that cannot be reached, or that presents another host key than the pinned one. The
-    pull refuses such a server; only `check` asks it (a key exchange, nothing sent or read)."""
+    pull refuses such a server; only `check` asks it (a key exchange: no login, nothing read)."""
     agencies = _load_section(home, "agencies", [], set())  # a broken file is reported by the full load already
     problems = []
     for shown, agency in agencies.values():

@@ -84,7 +84,7 @@ def uri_of(source: SftpSource, path: str) -> str:
 
 def host_key_message(agency: str, source: SftpSource, presented: str) -> str:
     return (f"{agency}: the SFTP server {address(source)} presents {presented}, not the pinned host key "
-            f"{pinned_key(source).fingerprint} ({source.host_key.split()[0]}); refused, nothing was sent or read. "
+            f"{pinned_key(source).fingerprint} ({source.host_key.split()[0]}); refused, nothing was read there. "
             "If the agency changed its key, confirm the new one with it out of band and update pull.sftp.host_key")
 
 
@@ -99,7 +99,7 @@ def refuse_host_key(home: Home, agency: str, source: SftpSource, presented: str)
 
 def presented_host_key(source: SftpSource, timeout: float = CONNECT_SECONDS) -> str:
     """What the server presents as its host key of the pinned type: `host key SHA256:...`, or `no TYPE host key`.
-    A key exchange only: nothing is authenticated, sent or read. Raises SourceUnreachable."""
+    A key exchange only: no login, nothing read. Raises SourceUnreachable."""
     try:
         with socket.create_connection((source.host.strip("[]"), source.port), timeout=timeout) as sock:
             transport = paramiko.Transport(sock, disabled_algorithms=only_pinned_type(source))
