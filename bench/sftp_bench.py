@@ -3,8 +3,9 @@ on the same files, and how much memory the copy takes.
 
 Starts an OpenSSH server on 127.0.0.1 (as the tests do, tests/sshd.py), writes FILES random files of SIZE
 under its export folder, and times, in turn: `pull()` of a fresh demo home (through Airflow's SFTP hook,
-the copy-in and the audit trail), with and without `compress`, and `sftp -b` getting the same files into a temp folder. Each pull starts
-from an empty copy store, so every round copies everything. Run from the project root:
+the copy-in and the audit trail), with and without `compress`, and `sftp -b` getting the same files into a
+temp folder. Each pull starts from an empty copy store, so every round copies everything. Run from the
+project root:
 
     .venv/bin/python bench/sftp_bench.py                        # 4 files of 64 MiB, best of 3
     .venv/bin/python bench/sftp_bench.py --files 1 --size 1GiB --repeat 1

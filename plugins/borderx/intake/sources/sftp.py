@@ -180,8 +180,9 @@ def session(home: Home, agency: str, source: SftpSource) -> Iterator[paramiko.SF
             sftp = stack.enter_context(hook.get_managed_conn())
         except paramiko.BadHostKeyException as exc:
             if exc.key == pinned_key(source):
-                raise SourceRefused(f"{agency}: the SFTP server {address(source)} presents the pinned host key, but "
-                                    "the hub user's ~/.ssh/known_hosts holds another for it: remove that line") from None
+                raise SourceRefused(f"{agency}: the SFTP server {address(source)} presents the pinned host key, "
+                                    "but the hub user's ~/.ssh/known_hosts holds another for it: remove that "
+                                    "line") from None
             raise refuse_host_key(home, agency, source, f"host key {exc.key.fingerprint}") from None
         except paramiko.ssh_exception.IncompatiblePeer:
             raise refuse_host_key(home, agency, source, f"no {source.host_key.split()[0]} host key") from None
