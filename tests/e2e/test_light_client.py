@@ -100,7 +100,10 @@ def test_light_client_fetches_and_verifies_from_the_bucket(light_venv, published
                      "--hub-key", str(keys / "allowed_signers"), "--s3-endpoint", endpoint, cwd=tmp_path)
     assert refused.returncode == 1 and "manifest-mismatch" in refused.stdout, refused.stdout
 
-def test_light_client_signs_and_asks_for_keys(light_venv, published, tmp_path):
+def test_light_client_makes_keys_signs_and_asks_for_keys(light_venv, published, tmp_path):
+    made = _light(light_venv, "keys", "generate", "ZA-DHA", "--out", str(tmp_path / "new-keys"), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert sorted(p.name for p in (tmp_path / "new-keys").iterdir()) == ["age.key", "ssh_ed25519", "ssh_ed25519.pub"]
     keys = published.home.root / "keys" / "ZA-DHA"
     extract = tmp_path / "flows.csv"
     extract.write_text("a,b\n1,2\n")
@@ -126,3 +129,12 @@ def test_hub_command_on_the_light_install_names_the_extra(light_venv, tmp_path):
     assert demo.returncode == 2
     assert demo.stderr.splitlines() == ["borderx demo needs the hub and a local S3 endpoint: "
                                         "pip install 'borderx[hub,demo]'"]
+
+
+def test_light_client_verifies_the_audit_trail_from_the_bucket(light_venv, published, tmp_path):
+    rt = published
+    audited = _light(light_venv, "audit", "verify", "--from-bucket", "--bucket", rt.target.bucket,
+                     "--s3-endpoint", rt.target.endpoint_url, "--hub-key", str(rt.home.root / "keys" / "allowed_signers"),
+                     cwd=tmp_path)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert audited.stdout.startswith("ok: ") and "chain intact" in audited.stdout

@@ -150,6 +150,27 @@ def test_sigterm_during_a_download_leaves_nothing_half_written(source, s3, s3_en
     assert sorted(p.name for p in out.iterdir()) == [], "no temporary folder, no delivery folder, no record"
 
 
+def test_a_refused_delivery_is_reported_once_per_watch(source, s3, s3_endpoint, tmp_path):
+    src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
+    s3.create_bucket(Bucket=bucket)
+    first, second, third = _prefixes(s3, src)
+    _publish(s3, src, bucket, first)
+    # Another delivery's data under the first one's signed manifest.
+    s3.copy_object(Bucket=bucket, Key=first + "data.csv.age", CopySource={"Bucket": src, "Key": second + "data.csv.age"})
+    watcher = Watcher(source, s3_endpoint, bucket, out)
+    watcher.expect("REFUSED  ")
+    _publish(s3, src, bucket, third)
+    watcher.expect(f"fetched  {out / _folder_name(third)}")
+    _publish(s3, src, bucket, second)  # one more look at least: the refused one is still there, and not told again
+    watcher.expect(f"fetched  {out / _folder_name(second)}")
+    code, err = watcher.stop()
+    assert code == 0, err
+    assert "stopped: 2 fetched, 1 refused, 0 revoked" in err
+    refused = [line for line in watcher.seen if line.startswith("REFUSED  ")]
+    assert len(refused) == 1 and "data-hash" in refused[0]
+    assert not (out / _folder_name(first)).exists()
+
+
 @pytest.mark.parametrize(("previous", "found", "expected"), [
     (1.0, True, 1.0), (1.0, False, 2.0), (4.0, False, 5.0), (5.0, True, 1.0), (0.0, False, 2.0),
 ])
