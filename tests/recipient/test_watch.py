@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import queue
 import shutil
 import signal
@@ -56,13 +57,13 @@ def _folder_name(prefix: str) -> str:
 class Watcher:
     """`borderx fetch --watch` in its own process; its standard output read line by line as it comes."""
 
-    def __init__(self, rt: Runtime, endpoint: str, bucket: str, out: Path):
+    def __init__(self, rt: Runtime, endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None):
         keys = rt.home.root / "keys"
         self.proc = subprocess.Popen(
             [BORDERX, "fetch", "--watch", "--interval", "0.1", "--max-interval", "0.4", "--recipient", RECIPIENT,
              "--identity", str(keys / RECIPIENT / "age.key"), "--hub-key", str(keys / "allowed_signers"),
              "--out", str(out), "--s3-endpoint", endpoint, "--bucket", bucket],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -90,17 +91,33 @@ class Watcher:
         return code, self.proc.stderr.read()
 
 
+@pytest.fixture
+def watching(source):
+    """Starts watchers for this test; any still running at its end (a failed test) is killed."""
+    started: list[Watcher] = []
+
+    def start(endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None) -> Watcher:
+        started.append(Watcher(source, endpoint, bucket, out, env))
+        return started[-1]
+
+    yield start
+    for watcher in started:
+        if watcher.proc.poll() is None:
+            watcher.proc.kill()
+            watcher.proc.wait()
+
+
 def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != RECORD_FILE)
 
 
-def test_watch_fetches_each_delivery_once_across_restarts(source, s3, s3_endpoint, tmp_path):
+def test_watch_fetches_each_delivery_once_across_restarts(source, watching, s3, s3_endpoint, tmp_path):
     src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
     s3.create_bucket(Bucket=bucket)
     first, second, third = _prefixes(s3, src)
     _publish(s3, src, bucket, first)
 
-    watcher = Watcher(source, s3_endpoint, bucket, out)
+    watcher = watching(s3_endpoint, bucket, out)
     watcher.expect(f"fetched  {out / _folder_name(first)}")
     _publish(s3, src, bucket, second)  # appears while the watch runs
     watcher.expect(f"fetched  {out / _folder_name(second)}")
@@ -112,7 +129,7 @@ def test_watch_fetches_each_delivery_once_across_restarts(source, s3, s3_endpoin
     # The recipient moves a delivery away to work on it; a new one lands while no watch runs.
     shutil.move(out / _folder_name(first), tmp_path / "processed")
     _publish(s3, src, bucket, third)
-    again = Watcher(source, s3_endpoint, bucket, out)
+    again = watching(s3_endpoint, bucket, out)
     again.expect(f"fetched  {out / _folder_name(third)}")
     code, err = again.stop()
     assert code == 0, err
@@ -128,14 +145,14 @@ def _rows(out: Path, prefix: str) -> int:
     return json.loads((out / _folder_name(prefix) / "manifest.json").read_text())["rows"]
 
 
-def test_sigterm_during_a_download_leaves_nothing_half_written(source, s3, s3_endpoint, tmp_path):
+def test_sigterm_during_a_download_leaves_nothing_half_written(source, watching, s3, s3_endpoint, tmp_path):
     src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
     s3.create_bucket(Bucket=bucket)
     first = _prefixes(s3, src)[0]
     _publish(s3, src, bucket, first)
     # The data file never comes: the watch is stopped while it waits for it, inside its temporary folder.
     with FaultProxy(s3_endpoint, hold_paths="data.csv.age", hold_seconds=60) as proxy:
-        watcher = Watcher(source, proxy.url, bucket, out)
+        watcher = watching(proxy.url, bucket, out)
         deadline = time.monotonic() + 15
         while not (out.is_dir() and any(p.name.startswith(".borderx-fetch-") for p in out.iterdir())):
             assert time.monotonic() < deadline, "the watch never started on the delivery"
@@ -150,14 +167,14 @@ def test_sigterm_during_a_download_leaves_nothing_half_written(source, s3, s3_en
     assert sorted(p.name for p in out.iterdir()) == [], "no temporary folder, no delivery folder, no record"
 
 
-def test_a_refused_delivery_is_reported_once_per_watch(source, s3, s3_endpoint, tmp_path):
+def test_a_refused_delivery_is_reported_once_per_watch(source, watching, s3, s3_endpoint, tmp_path):
     src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
     s3.create_bucket(Bucket=bucket)
     first, second, third = _prefixes(s3, src)
     _publish(s3, src, bucket, first)
     # Another delivery's data under the first one's signed manifest.
     s3.copy_object(Bucket=bucket, Key=first + "data.csv.age", CopySource={"Bucket": src, "Key": second + "data.csv.age"})
-    watcher = Watcher(source, s3_endpoint, bucket, out)
+    watcher = watching(s3_endpoint, bucket, out)
     watcher.expect("REFUSED  ")
     _publish(s3, src, bucket, third)
     watcher.expect(f"fetched  {out / _folder_name(third)}")
@@ -169,6 +186,25 @@ def test_a_refused_delivery_is_reported_once_per_watch(source, s3, s3_endpoint, 
     refused = [line for line in watcher.seen if line.startswith("REFUSED  ")]
     assert len(refused) == 1 and "data-hash" in refused[0]
     assert not (out / _folder_name(first)).exists()
+
+
+def test_watch_waits_for_a_bucket_that_cannot_be_reached_for_a_while(source, watching, s3, s3_endpoint, tmp_path):
+    src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
+    s3.create_bucket(Bucket=bucket)
+    first = _prefixes(s3, src)[0]
+    _publish(s3, src, bucket, first)
+    with FaultProxy(s3_endpoint, fail_after=0, fail_with="503") as proxy:
+        watcher = watching(proxy.url, bucket, out, env={"BORDERX_S3_MAX_ATTEMPTS": "1"})
+        deadline = time.monotonic() + 15
+        while proxy.injected["503"] < 3:  # several looks failed, each waited for
+            assert time.monotonic() < deadline and watcher.proc.poll() is None, watcher.proc.stderr.read()
+            time.sleep(0.05)
+        with proxy._lock:
+            proxy.fail_after, proxy.every = None, 10**9  # the endpoint answers again
+        watcher.expect(f"fetched  {out / _folder_name(first)}")
+        code, err = watcher.stop()
+    assert code == 0, err
+    assert err.count(f"s3://{bucket}: InternalError; looking again in") >= 3, err
 
 
 @pytest.mark.parametrize(("previous", "found", "expected"), [
