@@ -26,7 +26,7 @@ from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.record import FetchedRecord
 from borderx.recipient.remote import _BUCKET_ERRORS, verify_remote
 from borderx.recipient.staging import TEMP_PREFIX, _decrypt_into, plaintext_name
-from borderx.recipient.stopping import shielded
+from borderx.recipient.stopping import Shield
 from borderx.text import printable
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,17 @@ class FetchReport:
 
 
 def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence, keys: Sequence[str], out_dir: Path,
-              *, recipient: str, progress: Progress | None = None) -> Outcome:
+              *, recipient: str, progress: Progress | None = None,
+              shielded: Shield = contextlib.nullcontext) -> Outcome:
     """Downloads, checks and decrypts one delivery into out_dir; a failure leaves nothing behind."""
     progress = progress or _Quiet()
     final = local_folder(out_dir, location)
     if final.exists():
         return Outcome(location, "skipped", folder=final)
-    work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))  # created 0700
+    work = None
     try:
+        with shielded():  # a stop cannot fall between making the folder and knowing to remove it
+            work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))  # created 0700
         staged = work / "delivery"
         staged.mkdir(mode=0o700)
         verified = verify_remote(s3, bucket, location, keys, recipient=recipient, into=work, progress=progress)
@@ -110,7 +113,8 @@ def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence,
     finally:
         progress.end()
         with shielded():  # a stop asked now waits until no partial plaintext is left
-            shutil.rmtree(work, ignore_errors=True)
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -132,13 +136,14 @@ def cleanup_on_terminate() -> Iterator[None]:
 
 def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[str], out_dir: Path, *,
           agreement: str | None = None, since: dt.date | None = None, progress: Progress | None = None,
-          on_outcome: Callable[[Outcome], None] | None = None) -> FetchReport:
+          on_outcome: Callable[[Outcome], None] | None = None,
+          shielded: Shield = contextlib.nullcontext) -> FetchReport:
     """Fetches every delivery of `recipient` not fetched into out_dir before; each one is checked and kept, or
     refused. What was fetched is remembered in out_dir (see :mod:`.record`), so moving a delivery's folder away
     does not fetch it again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    record = FetchedRecord(out_dir)
+    record = FetchedRecord(out_dir, shielded=shielded)
     report = FetchReport()
     locations, tombstoned = _scan(s3, bucket, recipient, agreement=agreement, since=since)
     signed = set(locations)
@@ -166,7 +171,8 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     for n, loc in enumerate(pending, start=1):
         if progress:
             progress.start(n, len(pending), f"{loc.agreement}/{loc.dataset}/{loc.date}_{loc.delivery_id}")
-        outcome = fetch_one(s3, bucket, loc, identities, keys, out_dir, recipient=recipient, progress=progress)
+        outcome = fetch_one(s3, bucket, loc, identities, keys, out_dir, recipient=recipient, progress=progress,
+                            shielded=shielded)
         if outcome.status in ("fetched", "skipped"):
             record.add(loc, outcome.folder)
         report.outcomes.append(outcome)

@@ -19,15 +19,16 @@ from typing import Iterator
 
 from borderx.delivery.manifest import DeliveryLocation
 from borderx.errors import RecipientError
-from borderx.recipient.stopping import shielded
+from borderx.recipient.stopping import Shield
 
 RECORD_FILE = ".borderx-fetched.json"
 _VERSION = 1
 
 
 class FetchedRecord:
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, *, shielded: Shield = contextlib.nullcontext):
         self.out_dir = Path(out_dir)
+        self._shielded = shielded
         self.path = self.out_dir / RECORD_FILE
         self.fetched = self._read()
 
@@ -38,7 +39,7 @@ class FetchedRecord:
         entry = {"folder": str(folder.relative_to(self.out_dir)),
                  "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         # A stop signal waits until the record is whole again.
-        with shielded(), self._locked():
+        with self._shielded(), self._locked():
             self.fetched = {**self._read(), location.prefix: entry}
             self._write()
 

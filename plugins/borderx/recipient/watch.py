@@ -73,7 +73,7 @@ def watch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
     while not stop.requested.is_set():
         try:
             found = fetch(s3, bucket, recipient, identities, keys, out_dir, agreement=agreement, since=since,
-                          progress=progress, on_outcome=told).fetched
+                          progress=progress, on_outcome=told, shielded=stop.shielded).fetched
         except BucketUnreadable as exc:
             if not exc.transient:
                 raise
