@@ -134,7 +134,8 @@ def test_hub_command_on_the_light_install_names_the_extra(light_venv, tmp_path):
 def test_light_client_verifies_the_audit_trail_from_the_bucket(light_venv, published, tmp_path):
     rt = published
     audited = _light(light_venv, "audit", "verify", "--from-bucket", "--bucket", rt.target.bucket,
-                     "--s3-endpoint", rt.target.endpoint_url, "--hub-key", str(rt.home.root / "keys" / "allowed_signers"),
+                     "--s3-endpoint", rt.target.endpoint_url,
+                     "--hub-key", str(rt.home.root / "keys" / "allowed_signers"),
                      cwd=tmp_path)
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert audited.stdout.startswith("ok: ") and "chain intact" in audited.stdout

@@ -173,7 +173,8 @@ def test_a_refused_delivery_is_reported_once_per_watch(source, watching, s3, s3_
     first, second, third = _prefixes(s3, src)
     _publish(s3, src, bucket, first)
     # Another delivery's data under the first one's signed manifest.
-    s3.copy_object(Bucket=bucket, Key=first + "data.csv.age", CopySource={"Bucket": src, "Key": second + "data.csv.age"})
+    s3.copy_object(Bucket=bucket, Key=first + "data.csv.age",
+                   CopySource={"Bucket": src, "Key": second + "data.csv.age"})
     watcher = watching(s3_endpoint, bucket, out)
     watcher.expect("REFUSED  ")
     _publish(s3, src, bucket, third)

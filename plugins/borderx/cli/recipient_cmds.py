@@ -28,8 +28,8 @@ def _seconds(value: str) -> float:
 def register(sub) -> None:
     p = sub.add_parser("fetch", help="download, verify and decrypt a recipient's deliveries",
                        description=_wrap("Lists the recipient's deliveries in the bucket (deliveries/*/RECIPIENT/...), "
-                       "skips those fetched into DIR before, and for each other one: downloads it into a private folder "
-                       "inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
+                       "skips those fetched into DIR before, and for each other one: downloads it into a private "
+                       "folder inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
                        "recipient, agreement, dataset and delivery id where it was found, that data.csv.age has "
                        "the manifest's SHA-256, decrypts it with the identity and checks the row count. Only then "
                        "DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/ appears, holding data.csv (0600), "
