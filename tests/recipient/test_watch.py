@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from borderx.dev.demo import drop_samples, prepare_home
@@ -57,12 +58,13 @@ def _folder_name(prefix: str) -> str:
 class Watcher:
     """`borderx fetch --watch` in its own process; its standard output read line by line as it comes."""
 
-    def __init__(self, rt: Runtime, endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None):
+    def __init__(self, rt: Runtime, endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None,
+                 extra: tuple[str, ...] = ("--interval", "0.1", "--max-interval", "0.4")):
         keys = rt.home.root / "keys"
         self.proc = subprocess.Popen(
-            [BORDERX, "fetch", "--watch", "--interval", "0.1", "--max-interval", "0.4", "--recipient", RECIPIENT,
+            [BORDERX, "fetch", "--watch", "--recipient", RECIPIENT,
              "--identity", str(keys / RECIPIENT / "age.key"), "--hub-key", str(keys / "allowed_signers"),
-             "--out", str(out), "--s3-endpoint", endpoint, "--bucket", bucket],
+             "--out", str(out), "--s3-endpoint", endpoint, "--bucket", bucket, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -96,8 +98,8 @@ def watching(source):
     """Starts watchers for this test; any still running at its end (a failed test) is killed."""
     started: list[Watcher] = []
 
-    def start(endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None) -> Watcher:
-        started.append(Watcher(source, endpoint, bucket, out, env))
+    def start(endpoint: str, bucket: str, out: Path, env: dict[str, str] | None = None, **options) -> Watcher:
+        started.append(Watcher(source, endpoint, bucket, out, env, **options))
         return started[-1]
 
     yield start
@@ -206,6 +208,29 @@ def test_watch_waits_for_a_bucket_that_cannot_be_reached_for_a_while(source, wat
         code, err = watcher.stop()
     assert code == 0, err
     assert err.count(f"s3://{bucket}: InternalError; looking again in") >= 3, err
+
+
+def test_an_announcement_on_the_recipients_queue_brings_the_next_look_forward(source, watching, s3, s3_endpoint,
+                                                                              tmp_path):
+    src, bucket, out = source.target.bucket, f"bx-{uuid.uuid4().hex[:12]}", tmp_path / "inbox"
+    s3.create_bucket(Bucket=bucket)
+    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1")
+    url = sqs.create_queue(QueueName=f"{bucket}-{RECIPIENT}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "deliveries/"}]}}}]})
+    first, second = _prefixes(s3, src)[:2]
+    _publish(s3, src, bucket, first)
+    # Looks scheduled 60 s apart: after the first, within the 15 s a line is waited for, only an announcement
+    # can bring the second delivery.
+    watcher = watching(s3_endpoint, bucket, out, extra=("--interval", "60", "--max-interval", "60", "--queue", url))
+    watcher.expect(f"fetched  {out / _folder_name(first)}")
+    _publish(s3, src, bucket, second)
+    watcher.expect(f"fetched  {out / _folder_name(second)}")
+    code, err = watcher.stop()
+    assert code == 0, err
+    assert "looking at the bucket on schedule instead" not in err
 
 
 @pytest.mark.parametrize(("previous", "found", "expected"), [

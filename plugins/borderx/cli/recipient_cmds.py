@@ -39,7 +39,8 @@ def register(sub) -> None:
                        "folder moved away is not fetched again. With --watch, the bucket is looked at again and "
                        "again (every --interval seconds while deliveries come, slowing down to --max-interval "
                        "while none do), each new delivery fetched as it appears and reported once; Ctrl-C or "
-                       "SIGTERM stops it (exit 0), dropping a delivery under way whole."),
+                       "SIGTERM stops it (exit 0), dropping a delivery under way whole. With --queue, the recipient's SQS queue "
+                       "that the bucket announces new objects to brings each look forward."),
                        epilog="examples:\n"
                        "  borderx fetch --recipient NA-MHAISS --identity ~/keys/age.key --hub-key allowed_signers \\\n"
                        "      --out inbox --s3-endpoint https://s3.example.org --bucket borderx\n"
@@ -61,6 +62,9 @@ def register(sub) -> None:
                    help="with --watch: seconds between looks after one that found something (default 30)")
     p.add_argument("--max-interval", type=_seconds, default=600.0, metavar="SECONDS",
                    help="with --watch: each empty look doubles the wait, up to this (default 600)")
+    p.add_argument("--queue", metavar="URL",
+                   help="with --watch: your SQS queue the bucket announces new deliveries to; an announcement "
+                   "brings the next look forward")
     _recipient_args(p)
     p.set_defaults(func=cmd_fetch)
 
@@ -140,13 +144,14 @@ def _watch(args, target, identities, keys) -> int:
     from borderx import recipient as rc
 
     report = rc.WatchReport()
+    notices = rc.QueueNotices(target.sqs(), args.queue) if args.queue else None
     print(printable(f"watching s3://{target.bucket}/deliveries/*/{args.recipient}/ for new deliveries into "
                     f"{args.out} (Ctrl-C stops)"), file=sys.stderr, flush=True)
     with rc.StopOnSignal() as stop, contextlib.suppress(KeyboardInterrupt):
         rc.watch(target.client(), target.bucket, args.recipient, identities, keys, Path(args.out),
                  pace=rc.Pace(args.interval, args.max_interval), stop=stop, report=report,
                  agreement=args.agreement, since=args.since, progress=rc.Progress(sys.stderr),
-                 on_outcome=rc.print_outcome)
+                 on_outcome=rc.print_outcome, notices=notices)
     print(f"stopped: {report.fetched} fetched, {report.refused} refused, {report.revoked} revoked while watching",
           file=sys.stderr, flush=True)
     return EXIT_OK

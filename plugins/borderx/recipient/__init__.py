@@ -42,6 +42,7 @@ from borderx.recipient.fetch import (
 from borderx.recipient.keys import hub_keys, load_identities, parse_hub_keys, read_settings, resolve_target
 from borderx.bucket.objects import parse_location
 from borderx.recipient.listing import check_name, list_deliveries, list_revoked, local_folder
+from borderx.recipient.notices import QueueNotices
 from borderx.recipient.progress import Progress
 from borderx.recipient.remote import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, verify_remote
 from borderx.recipient.single import (
@@ -64,5 +65,5 @@ __all__ = [
     "RecordCounter", "Source", "Verified", "check_data", "decrypt_checked", "decrypt_source", "fetch", "fetch_one",
     "hub_keys", "list_deliveries", "load_identities", "local_folder", "parse_hub_keys", "parse_location",
     "parse_source", "print_outcome", "print_summary", "resolve_source", "read_settings", "resolve_target", "verify_manifest", "verify_remote",
-    "verify_source", "RECORD_FILE", "FetchedRecord", "Pace", "StopOnSignal", "WatchReport", "watch",
+    "verify_source", "RECORD_FILE", "FetchedRecord", "Pace", "QueueNotices", "StopOnSignal", "WatchReport", "watch",
 ]

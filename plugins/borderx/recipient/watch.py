@@ -1,6 +1,7 @@
 """Fetching deliveries as they appear: the bucket is listed again and again, more slowly while nothing comes.
 
-Each delivery is fetched once, across restarts too (the record in the output folder says which were); a
+Where the bucket announces new objects to the recipient's own SQS queue, an announcement brings the next look
+forward (:mod:`.notices`). Each delivery is fetched once, across restarts too (the record in the output folder says which were); a
 refusal or a revocation is reported once per watch, not at every look. A bucket that cannot be reached for a
 while is waited for; one that refuses (no such bucket, access denied) ends the watch.
 """
@@ -15,6 +16,7 @@ from typing import Callable, Sequence, TextIO
 
 from borderx.errors import BucketUnreadable
 from borderx.recipient.fetch import Outcome, fetch
+from borderx.recipient.notices import QueueNotices
 from borderx.recipient.progress import Progress
 from borderx.recipient.stopping import StopOnSignal
 from borderx.text import printable
@@ -51,8 +53,10 @@ class WatchReport:
 def watch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[str], out_dir: Path, *,
           pace: Pace, stop: StopOnSignal, report: WatchReport, agreement: str | None = None,
           since: dt.date | None = None, progress: Progress | None = None,
-          on_outcome: Callable[[Outcome], None] | None = None, err: TextIO | None = None) -> None:
-    """Fetches new deliveries into out_dir until `stop` is asked, counting in `report` what it did.
+          on_outcome: Callable[[Outcome], None] | None = None, notices: QueueNotices | None = None,
+          err: TextIO | None = None) -> None:
+    """Fetches new deliveries into out_dir until `stop` is asked, counting in `report` what it did. With
+    `notices`, an announcement on the recipient's queue brings the next look forward.
 
     A stop asked while a delivery is under way drops it whole (KeyboardInterrupt, which the caller ends on).
     """
@@ -81,4 +85,7 @@ def watch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
             print(printable(f"borderx: {exc}; looking again in {delay:g} s"), file=err, flush=True)
         else:
             delay = pace.after(delay, found=bool(found))
-        stop.wait(delay)
+        if notices is not None:
+            notices.wait(delay, stop)
+        else:
+            stop.wait(delay)
