@@ -238,3 +238,12 @@ def test_an_announcement_on_the_recipients_queue_brings_the_next_look_forward(so
 ])
 def test_pace_doubles_while_nothing_comes_up_to_its_longest(previous, found, expected):
     assert Pace(interval=1.0, longest=5.0).after(previous, found) == expected
+
+
+def test_watch_options_without_watch_are_wrong_usage(tmp_path, capsys):
+    from borderx.cli import main
+
+    assert main(["fetch", "--recipient", RECIPIENT, "--identity", str(tmp_path / "age.key"), "--out",
+                 str(tmp_path / "inbox"), "--interval", "5", "--queue", "https://sqs.example.org/1/q"]) == 2
+    assert capsys.readouterr().err == "borderx: --interval, --queue: only with --watch\n"
+    assert not (tmp_path / "inbox").exists()

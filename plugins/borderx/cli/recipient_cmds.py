@@ -58,9 +58,9 @@ def register(sub) -> None:
     p.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only deliveries of that day or later")
     p.add_argument("--watch", action="store_true",
                    help="keep fetching new deliveries as they appear, until Ctrl-C or SIGTERM (then exit 0)")
-    p.add_argument("--interval", type=_seconds, default=30.0, metavar="SECONDS",
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
                    help="with --watch: seconds between looks after one that found something (default 30)")
-    p.add_argument("--max-interval", type=_seconds, default=600.0, metavar="SECONDS",
+    p.add_argument("--max-interval", type=_seconds, metavar="SECONDS",
                    help="with --watch: each empty look doubles the wait, up to this (default 600)")
     p.add_argument("--queue", metavar="URL",
                    help="with --watch: your SQS queue the bucket announces new deliveries to; an announcement "
@@ -125,6 +125,10 @@ def cmd_fetch(args) -> int:
     from borderx import recipient as rc
     from borderx.home import Home
 
+    watching = [f"--{name.replace('_', '-')}" for name in ("interval", "max_interval", "queue")
+                if getattr(args, name) is not None]
+    if watching and not args.watch:
+        raise rc.RecipientUsageError(f"{', '.join(watching)}: only with --watch")
     home = Home.resolve(args.home)
     keys, identities = rc.hub_keys(args.hub_key, home), rc.load_identities(args.identity)
     target = rc.resolve_target(home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
@@ -149,7 +153,8 @@ def _watch(args, target, identities, keys) -> int:
                     f"{args.out} (Ctrl-C stops)"), file=sys.stderr, flush=True)
     with rc.StopOnSignal() as stop, contextlib.suppress(KeyboardInterrupt):
         rc.watch(target.client(), target.bucket, args.recipient, identities, keys, Path(args.out),
-                 pace=rc.Pace(args.interval, args.max_interval), stop=stop, report=report,
+                 pace=rc.Pace(args.interval or rc.Pace.interval, args.max_interval or rc.Pace.longest),
+                 stop=stop, report=report,
                  agreement=args.agreement, since=args.since, progress=rc.Progress(sys.stderr),
                  on_outcome=rc.print_outcome, notices=notices)
     print(f"stopped: {report.fetched} fetched, {report.refused} refused, {report.revoked} revoked while watching",
