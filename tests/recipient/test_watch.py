@@ -19,6 +19,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from borderx.cli import main
 from borderx.dev.demo import drop_samples, prepare_home
 from borderx.exchange import Runtime, run_once
 from borderx.recipient import RECORD_FILE, Pace
@@ -241,8 +242,6 @@ def test_pace_doubles_while_nothing_comes_up_to_its_longest(previous, found, exp
 
 
 def test_watch_options_without_watch_are_wrong_usage(tmp_path, capsys):
-    from borderx.cli import main
-
     assert main(["fetch", "--recipient", RECIPIENT, "--identity", str(tmp_path / "age.key"), "--out",
                  str(tmp_path / "inbox"), "--interval", "5", "--queue", "https://sqs.example.org/1/q"]) == 2
     assert capsys.readouterr().err == "borderx: --interval, --queue: only with --watch\n"
