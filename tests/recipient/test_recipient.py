@@ -481,8 +481,9 @@ def test_fetch_reports_a_revoked_delivery_with_the_hubs_signed_reason(published,
     assert "tombstone.json is not signed by the hub" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("published_file", "plaintext"), [("data.csv.age", "data.csv"), ("data.parquet.age", "data.parquet"),
-                                                      ("../x.age", "data.csv")])
+@pytest.mark.parametrize(("published_file", "plaintext"), [
+    ("data.csv.age", "data.csv"), ("data.parquet.age", "data.parquet"), ("../x.age", "data.csv"),
+])
 def test_the_decrypted_file_is_named_after_the_signed_published_file(published_file, plaintext):
     verified = rc.Verified({"published": {"key": f"deliveries/A/R/D/2026/11/28/ID/{published_file}"}}, "SHA256:x")
     assert plaintext_name(verified) == plaintext
