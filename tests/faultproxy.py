@@ -61,14 +61,16 @@ class FaultProxy:
 
     def __init__(self, upstream: str, every: int = 3, fail_after: int | None = None, *,
                  faults: tuple[str, ...] = FAULTS, fail_with: str = "503", hold_seconds: float = 2.0,
-                 hang_seconds: float = 1.0):
-        """With `fail_after`, the endpoint answers every request after that many with `fail_with`: it went away."""
+                 hang_seconds: float = 1.0, hold_paths: str | None = None):
+        """With `fail_after`, the endpoint answers every request after that many with `fail_with`: it went away.
+        With `hold_paths`, every request whose path ends so is held (and only those get a fault)."""
         self.upstream = urlparse(upstream)
         self.every = every
         self.fail_after = fail_after
         self.fail_with = fail_with
         self.hold_seconds = hold_seconds
         self.hang_seconds = hang_seconds
+        self.hold_paths = hold_paths
         # A hang only bites a new connection, so with hangs about every answer closes its connection.
         self.keep_alive = "hang" not in faults and fail_with != "hang"
         self.injected: Counter[str] = Counter()
@@ -91,7 +93,9 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     n = next(proxy._count)
-                    if proxy.fail_after is not None:
+                    if proxy.hold_paths is not None:
+                        fault = "hold" if self.path.split("?")[0].endswith(proxy.hold_paths) else None
+                    elif proxy.fail_after is not None:
                         fault = proxy.fail_with if n > proxy.fail_after else None
                     else:
                         fault = next(proxy._faults) if n % proxy.every == 0 else None
@@ -129,7 +133,9 @@ class FaultProxy:
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD answer has no body, but says how long the object's is.
+                length = resp.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", length)
                 self._end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

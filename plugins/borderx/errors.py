@@ -189,6 +189,15 @@ class RecipientUsageError(RecipientError):
     """The command was given something it cannot work with (a missing identity or hub key, a bad prefix)."""
 
 
+class BucketUnreadable(RecipientError):
+    """The recipient's deliveries could not be listed; transient when the network or the bucket said "not now"
+    (a watching fetch then tries again later), permanent when it refused (no such bucket, access denied)."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
 class DeliveryRefused(BorderxError):
     """One delivery failed a check; `check` names which. Never carries plaintext or key material."""
 

@@ -22,6 +22,7 @@ from borderx.dev.demo import drop_samples, prepare_home
 from borderx.exchange import Runtime, run_once
 from borderx.keys import load_signing_key
 from borderx.delivery.manifest import NAMESPACE
+from borderx.recipient.staging import plaintext_name
 
 BORDERX = str(Path(sys.executable).with_name("borderx"))
 EXPECTED = {"NA-MHAISS": 3, "ZA-SARS": 2, "BW-BURS": 1}  # the demo's six deliveries, by recipient
@@ -478,3 +479,11 @@ def test_fetch_reports_a_revoked_delivery_with_the_hubs_signed_reason(published,
     s3.put_object(Bucket=bucket, Key=prefix + "tombstone.json", Body=b'{"reason": "forged"}')
     assert main(_args(rt, bucket, "NA-MHAISS", out)) == 1
     assert "tombstone.json is not signed by the hub" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("published_file", "plaintext"), [
+    ("data.csv.age", "data.csv"), ("data.parquet.age", "data.parquet"), ("../x.age", "data.csv"),
+])
+def test_the_decrypted_file_is_named_after_the_signed_published_file(published_file, plaintext):
+    verified = rc.Verified({"published": {"key": f"deliveries/A/R/D/2026/11/28/ID/{published_file}"}}, "SHA256:x")
+    assert plaintext_name(verified) == plaintext

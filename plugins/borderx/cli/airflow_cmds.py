@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from borderx.cli.common import EXIT_FAILED, EXIT_OK
+from borderx.cli.common import EXIT_FAILED, EXIT_OK, _needs
 from borderx.text import printable
 
 DESCRIPTION = """\
@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--s3-endpoint", metavar="URL", help="use this S3 endpoint instead of starting a local one")
     p.add_argument("--bucket", help="bucket (env BORDERX_BUCKET; else settings)")
     p.set_defaults(func=cmd_airflow)
+    _needs(p, "hub", "demo")
 
 
 def cmd_airflow(args) -> int:

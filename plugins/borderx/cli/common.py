@@ -27,3 +27,31 @@ def _wrap(text: str) -> str:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+# The optional parts of an install, each known by modules only it brings, and how a message names it.
+EXTRAS = {
+    "hub": (("airflow", "great_expectations", "pyarrow"), "the hub"),
+    "demo": (("moto",), "a local S3 endpoint"),
+}
+
+
+def _needs(parser: argparse.ArgumentParser, *extras: str) -> None:
+    """Marks a command that runs only where these extras are installed (the base install is the light client)."""
+    parser.set_defaults(extras=extras, command_name=parser.prog)
+
+
+def _missing_extras(extras) -> list[str]:
+    import importlib.util
+
+    return [extra for extra in extras if any(importlib.util.find_spec(m) is None for m in EXTRAS[extra][0])]
+
+
+def _extra_of(module: str | None) -> str | None:
+    top = (module or "").partition(".")[0]
+    return next((extra for extra, (modules, _) in EXTRAS.items() if top in modules), None)
+
+
+def _needs_message(command: str, extras) -> str:
+    what = " and ".join(EXTRAS[extra][1] for extra in extras)
+    return f"{command} needs {what}: pip install 'borderx[{','.join(extras)}]'"

@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from borderx.cli.common import EXIT_OK, _home_arg, _s3_args, _usage
+from borderx.cli.common import EXIT_OK, _home_arg, _needs, _s3_args, _usage
 from borderx.text import printable
 
 
@@ -29,6 +29,7 @@ def _register_deliveries(sub) -> None:
     ls.add_argument("--to", dest="until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     ls.add_argument("--format", choices=["table", "json"], default="table")
     ls.set_defaults(func=cmd_deliveries_list)
+    _needs(ls, "hub")
     rv = dl.add_parser("revoke", help="remove a delivery and leave a signed tombstone in its place",
                        description="Deletes the delivery's signature (so it stops existing at once), manifest and "
                        "data, writes tombstone.json and its SSH signature (namespace borderx-tombstone) in the "
@@ -38,6 +39,7 @@ def _register_deliveries(sub) -> None:
     rv.add_argument("delivery_id", metavar="DELIVERY_ID")
     rv.add_argument("--reason", required=True, help="why, for the recipient and the auditor")
     rv.set_defaults(func=cmd_deliveries_revoke)
+    _needs(rv, "hub")
     p.set_defaults(func=lambda args: _usage(p))
 
 

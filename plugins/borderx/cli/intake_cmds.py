@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args
+from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _needs, _s3_args
 from borderx.text import printable
 
 DESCRIPTION = """\
@@ -35,6 +35,7 @@ def register(sub) -> None:
     _home_arg(s)
     _s3_args(s)
     s.set_defaults(func=cmd_setup)
+    _needs(s, "hub")
 
 
 def cmd_setup(args) -> int:

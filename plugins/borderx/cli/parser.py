@@ -9,7 +9,7 @@ import sys
 from borderx import __version__
 from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds, intake_cmds, keys_cmds,
                          recipient_cmds, run_cmds, sign_cmds)
-from borderx.cli.common import EXIT_FAILED, _usage
+from borderx.cli.common import EXIT_FAILED, EXIT_USAGE, _extra_of, _missing_extras, _needs_message, _usage
 from borderx.errors import BorderxError, ConfigError
 from borderx.text import PrintableFormatter, printable
 
@@ -66,8 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)
     if not getattr(args, "func", None):
         return _usage(parser)
+    command = getattr(args, "command_name", f"borderx {args.command}")
+    missing = _missing_extras(getattr(args, "extras", ()))
+    if missing:
+        print(_needs_message(command, missing), file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        # A part of the hub reached from a command not marked as needing it: still one line, not a traceback.
+        extra = _extra_of(exc.name)
+        if extra is None:
+            raise
+        print(_needs_message(command, [extra]), file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         for problem in exc.problems:
             print(printable(problem), file=sys.stderr)

@@ -18,22 +18,36 @@ def _recipient_args(parser: argparse.ArgumentParser) -> None:
     _s3_args(parser)
 
 
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
+
+
 def register(sub) -> None:
     p = sub.add_parser("fetch", help="download, verify and decrypt a recipient's deliveries",
                        description=_wrap("Lists the recipient's deliveries in the bucket (deliveries/*/RECIPIENT/...), "
-                       "skips those already in DIR, and for each other one: downloads it into a private folder "
-                       "inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
+                       "skips those fetched into DIR before, and for each other one: downloads it into a private "
+                       "folder inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
                        "recipient, agreement, dataset and delivery id where it was found, that data.csv.age has "
                        "the manifest's SHA-256, decrypts it with the identity and checks the row count. Only then "
                        "DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/ appears, holding data.csv (0600), "
                        "manifest.json and its signature. A refused delivery leaves nothing in DIR and is reported "
                        "with the check it failed: signature, manifest-mismatch, data-hash, decrypt or row-count. "
-                       "Exit 1 if any was refused."),
+                       "Exit 1 if any was refused. DIR/.borderx-fetched.json remembers what was fetched, so a delivery "
+                       "folder moved away is not fetched again. With --watch, the bucket is looked at again and "
+                       "again (every --interval seconds while deliveries come, slowing down to --max-interval "
+                       "while none do), each new delivery fetched as it appears and reported once; Ctrl-C or "
+                       "SIGTERM stops it (exit 0), dropping a delivery under way whole. With --queue, the recipient's SQS queue "
+                       "that the bucket announces new objects to brings each look forward."),
                        epilog="examples:\n"
                        "  borderx fetch --recipient NA-MHAISS --identity ~/keys/age.key --hub-key allowed_signers \\\n"
                        "      --out inbox --s3-endpoint https://s3.example.org --bucket borderx\n"
                        "  borderx fetch --recipient NA-MHAISS --identity age.key --out inbox --agreement DSA-2026-001 "
-                       "--since 2026-11-01\n\n"
+                       "--since 2026-11-01\n"
+                       "  borderx fetch --recipient NA-MHAISS --identity age.key --hub-key allowed_signers --out inbox "
+                       "--watch --interval 60\n\n"
                        "The hub key comes from --hub-key (an allowed_signers file, as for ssh-keygen -Y verify, or "
                        "the hub's .pub), else from the home's config/settings.yaml.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +56,15 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where fetched deliveries go (created 0700)")
     p.add_argument("--agreement", metavar="ID", help="only this agreement's deliveries")
     p.add_argument("--since", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="only deliveries of that day or later")
+    p.add_argument("--watch", action="store_true",
+                   help="keep fetching new deliveries as they appear, until Ctrl-C or SIGTERM (then exit 0)")
+    p.add_argument("--interval", type=_seconds, metavar="SECONDS",
+                   help="with --watch: seconds between looks after one that found something (default 30)")
+    p.add_argument("--max-interval", type=_seconds, metavar="SECONDS",
+                   help="with --watch: each empty look doubles the wait, up to this (default 600)")
+    p.add_argument("--queue", metavar="URL",
+                   help="with --watch: your SQS queue the bucket announces new deliveries to; an announcement "
+                   "brings the next look forward")
     _recipient_args(p)
     p.set_defaults(func=cmd_fetch)
 
@@ -102,15 +125,41 @@ def cmd_fetch(args) -> int:
     from borderx import recipient as rc
     from borderx.home import Home
 
+    watching = [f"--{name.replace('_', '-')}" for name in ("interval", "max_interval", "queue")
+                if getattr(args, name) is not None]
+    if watching and not args.watch:
+        raise rc.RecipientUsageError(f"{', '.join(watching)}: only with --watch")
     home = Home.resolve(args.home)
     keys, identities = rc.hub_keys(args.hub_key, home), rc.load_identities(args.identity)
     target = rc.resolve_target(home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    if args.watch:
+        return _watch(args, target, identities, keys)
     with rc.cleanup_on_terminate():
         report = rc.fetch(target.client(), target.bucket, args.recipient, identities, keys, Path(args.out),
                           agreement=args.agreement, since=args.since, progress=rc.Progress(sys.stderr),
                           on_outcome=rc.print_outcome)
     rc.print_summary(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _watch(args, target, identities, keys) -> int:
+    import contextlib
+
+    from borderx import recipient as rc
+
+    report = rc.WatchReport()
+    notices = rc.QueueNotices(target.sqs(), args.queue) if args.queue else None
+    print(printable(f"watching s3://{target.bucket}/deliveries/*/{args.recipient}/ for new deliveries into "
+                    f"{args.out} (Ctrl-C stops)"), file=sys.stderr, flush=True)
+    with rc.StopOnSignal() as stop, contextlib.suppress(KeyboardInterrupt):
+        rc.watch(target.client(), target.bucket, args.recipient, identities, keys, Path(args.out),
+                 pace=rc.Pace(args.interval or rc.Pace.interval, args.max_interval or rc.Pace.longest),
+                 stop=stop, report=report,
+                 agreement=args.agreement, since=args.since, progress=rc.Progress(sys.stderr),
+                 on_outcome=rc.print_outcome, notices=notices)
+    print(f"stopped: {report.fetched} fetched, {report.refused} refused, {report.revoked} revoked while watching",
+          file=sys.stderr, flush=True)
+    return EXIT_OK
 
 
 @_recipient_usage

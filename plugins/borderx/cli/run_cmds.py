@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args
+from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _needs, _s3_args
 from borderx.text import printable
 
 
@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--settle", type=float, metavar="SECONDS",
                    help="a file must be unchanged this long to count as complete (default: settings)")
     p.set_defaults(func=cmd_run)
+    _needs(p, "hub")
 
     p = sub.add_parser("demo", help="the one-command tour on a local S3 endpoint",
                        description="Creates sample agencies, keys, agreements and extracts (good and bad) in the "
@@ -27,6 +28,7 @@ def register(sub) -> None:
     p.add_argument("--home", metavar="DIR", default=None, help="demo home (default ./demo-home)")
     _s3_args(p)
     p.set_defaults(func=cmd_demo)
+    _needs(p, "hub", "demo")
 
 
 def cmd_run(args) -> int:

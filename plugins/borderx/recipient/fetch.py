@@ -23,8 +23,10 @@ from borderx.recipient.checks import DOWNLOAD, MANIFEST_MISMATCH, SIGNATURE, Del
 from borderx.errors import RecipientError
 from borderx.recipient.listing import _scan, local_folder
 from borderx.recipient.progress import Progress, _Quiet
+from borderx.recipient.record import FetchedRecord
 from borderx.recipient.remote import _BUCKET_ERRORS, verify_remote
-from borderx.recipient.staging import PLAINTEXT_FILE, TEMP_PREFIX, _decrypt_into
+from borderx.recipient.staging import TEMP_PREFIX, _decrypt_into, plaintext_name
+from borderx.recipient.stopping import Shield
 from borderx.text import printable
 
 log = logging.getLogger(__name__)
@@ -75,18 +77,21 @@ class FetchReport:
 
 
 def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence, keys: Sequence[str], out_dir: Path,
-              *, recipient: str, progress: Progress | None = None) -> Outcome:
+              *, recipient: str, progress: Progress | None = None,
+              shielded: Shield = contextlib.nullcontext) -> Outcome:
     """Downloads, checks and decrypts one delivery into out_dir; a failure leaves nothing behind."""
     progress = progress or _Quiet()
     final = local_folder(out_dir, location)
     if final.exists():
         return Outcome(location, "skipped", folder=final)
-    work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))  # created 0700
+    work = None
     try:
+        with shielded():  # a stop cannot fall between making the folder and knowing to remove it
+            work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out_dir))  # created 0700
         staged = work / "delivery"
         staged.mkdir(mode=0o700)
         verified = verify_remote(s3, bucket, location, keys, recipient=recipient, into=work, progress=progress)
-        rows = _decrypt_into(work / DATA_FILE, staged / PLAINTEXT_FILE, identities, verified.rows, progress,
+        rows = _decrypt_into(work / DATA_FILE, staged / plaintext_name(verified), identities, verified.rows, progress,
                              verified.size)
         os.replace(work / MANIFEST_FILE, staged / MANIFEST_FILE)
         os.replace(work / SIGNATURE_FILE, staged / SIGNATURE_FILE)
@@ -107,7 +112,9 @@ def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence,
         raise RecipientError(f"{location.prefix}: {exc.strerror or exc.__class__.__name__} in {out_dir}") from None
     finally:
         progress.end()
-        shutil.rmtree(work, ignore_errors=True)
+        with shielded():  # a stop asked now waits until no partial plaintext is left
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -129,10 +136,14 @@ def cleanup_on_terminate() -> Iterator[None]:
 
 def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[str], out_dir: Path, *,
           agreement: str | None = None, since: dt.date | None = None, progress: Progress | None = None,
-          on_outcome: Callable[[Outcome], None] | None = None) -> FetchReport:
-    """Fetches every delivery of `recipient` not yet in out_dir; each one is checked and kept, or refused."""
+          on_outcome: Callable[[Outcome], None] | None = None,
+          shielded: Shield = contextlib.nullcontext) -> FetchReport:
+    """Fetches every delivery of `recipient` not fetched into out_dir before; each one is checked and kept, or
+    refused. What was fetched is remembered in out_dir (see :mod:`.record`), so moving a delivery's folder away
+    does not fetch it again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = FetchedRecord(out_dir, shielded=shielded)
     report = FetchReport()
     locations, tombstoned = _scan(s3, bucket, recipient, agreement=agreement, since=since)
     signed = set(locations)
@@ -147,14 +158,23 @@ def fetch(s3, bucket: str, recipient: str, identities: Sequence, keys: Sequence[
             on_outcome(outcome)
     # A location whose tombstone is the hub's (or could not be read) is never fetched, even with its files back.
     locations = [loc for loc in locations if loc not in settled]
-    pending = [loc for loc in locations if not local_folder(out_dir, loc).exists()]
+    pending = []
     for loc in locations:
-        if loc not in pending:
-            report.outcomes.append(Outcome(loc, "skipped", folder=local_folder(out_dir, loc)))
+        held = local_folder(out_dir, loc)
+        if loc not in record and not held.exists():
+            pending.append(loc)
+            continue
+        if loc not in record:
+            # Fetched before the record was kept, or stopped between the folder appearing and the record saying so.
+            record.add(loc, held)
+        report.outcomes.append(Outcome(loc, "skipped", folder=held))
     for n, loc in enumerate(pending, start=1):
         if progress:
             progress.start(n, len(pending), f"{loc.agreement}/{loc.dataset}/{loc.date}_{loc.delivery_id}")
-        outcome = fetch_one(s3, bucket, loc, identities, keys, out_dir, recipient=recipient, progress=progress)
+        outcome = fetch_one(s3, bucket, loc, identities, keys, out_dir, recipient=recipient, progress=progress,
+                            shielded=shielded)
+        if outcome.status in ("fetched", "skipped"):
+            record.add(loc, outcome.folder)
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)

@@ -13,7 +13,7 @@ from borderx.config.models import SLUG
 from borderx.bucket.deliveries import TOMBSTONE_FILE
 from borderx.bucket.objects import parse_delivery_key
 from borderx.delivery.manifest import SIGNATURE_FILE, DeliveryLocation
-from borderx.errors import RecipientError, RecipientUsageError
+from borderx.errors import BucketUnreadable, RecipientUsageError, is_transient
 
 _SAFE = re.compile(SLUG)
 log = logging.getLogger(__name__)
@@ -25,10 +25,12 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
-def _bucket_error(bucket: str, exc: Exception) -> RecipientError:
+def _bucket_error(bucket: str, exc: Exception) -> BucketUnreadable:
     if isinstance(exc, ClientError):
-        return RecipientError(f"s3://{bucket}: {exc.response.get('Error', {}).get('Code')}")
-    return RecipientError(f"s3://{bucket}: {exc.__class__.__name__}")
+        what = exc.response.get("Error", {}).get("Code")
+    else:
+        what = exc.__class__.__name__
+    return BucketUnreadable(f"s3://{bucket}: {what}", transient=is_transient(exc))
 
 
 def list_deliveries(s3, bucket: str, recipient: str, *, agreement: str | None = None,

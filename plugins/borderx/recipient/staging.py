@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,13 @@ from borderx.recipient.progress import Progress
 
 PLAINTEXT_FILE = "data.csv"
 TEMP_PREFIX = ".borderx-fetch-"
+_PLAINTEXT_NAME = re.compile(r"data\.[a-z0-9]+")
+
+
+def plaintext_name(verified) -> str:
+    """The decrypted file's name: the published file's, signed in the manifest, without .age (data.csv ...)."""
+    name = verified.manifest["published"]["key"].rpartition("/")[2].removesuffix(".age")
+    return name if _PLAINTEXT_NAME.fullmatch(name) else PLAINTEXT_FILE
 
 
 def _private_file(path: Path, data: bytes) -> None:
