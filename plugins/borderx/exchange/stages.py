@@ -21,6 +21,7 @@ from borderx.exchange.runtime import Runtime, stamp
 from borderx.errors import NoSpaceError, TransientError, is_no_space, is_transient
 from borderx.folders import private_folders
 from borderx.intake import receipts, signatures
+from borderx import notices
 from borderx.intake import (
     ChangedWhileRead, Extract, IntakeFile, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes, hash_taken,
     scan, take,
@@ -328,6 +329,7 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
 
 def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
     where, sha256 = receipts.issue(rt, receipt)
+    notices.after_receipt(rt, receipt, where)
     status = (receipt.signature or {}).get("status", "not-checked")
     rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
                                      source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,
