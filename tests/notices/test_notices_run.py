@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import OPERATOR, PROVIDER, RECIPIENT, set_notices
+from notice_servers import OPERATOR, PROVIDER, RECIPIENT, set_notices
 from leak_scan import assert_nothing_leaks, drop_marked
 
 from airflow_procs import free_port
