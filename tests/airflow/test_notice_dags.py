@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from notice_servers import OPERATOR, PROVIDER, plain_smtp, set_notices, smtp_server, webhook_receiver  # noqa: F401
+from notice_servers import OPERATOR, PROVIDER, set_notices, smtp_server, webhook_receiver  # noqa: F401 (fixtures)
 
 from airflow_procs import DAGS, run_python
 from borderx.audit.trail import AuditTrail
@@ -51,9 +51,11 @@ def test_the_due_dag_records_late_extracts_once_and_the_providers_notifiers_send
 
 
 def test_a_failed_task_tells_the_operators_and_the_notices_dag_retries_a_refusing_webhook(
-        airflow_env, demo_home, smtp_server, webhook_receiver):
+        airflow_env, demo_home, smtp_server, webhook_receiver, s3_endpoint, bucket, s3):
     set_notices(demo_home, smtp_server.port, webhook_receiver.url)
-    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_SMTP_TLS": "none"}
+    s3.create_bucket(Bucket=bucket)  # the notices DAG checks that the bucket answers
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_SMTP_TLS": "none",
+           "BORDERX_S3_ENDPOINT_URL": s3_endpoint, "BORDERX_BUCKET": bucket}
     webhook_receiver.answer = 500
     # The callback as a failing task calls it, then the DAG that drains the outbox.
     callback = """

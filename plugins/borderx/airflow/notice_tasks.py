@@ -21,12 +21,12 @@ def _senders(rt):
 
 def drain_outbox() -> dict:
     """Sends what waits in the outbox with the SMTP and HTTP providers' notifiers, and tells the operators of
-    a time-stamping authority that stopped answering. A notice that fails waits for a later run: the task
-    does not fail for it."""
+    a bucket or time-stamping authority that stopped answering. A notice that fails waits for a later run:
+    the task does not fail for it."""
     from borderx import notices
 
     rt = _runtime()
-    drained = notices.after_run(rt, _senders(rt), bucket_answered=False)
+    drained = notices.after_run(rt, _senders(rt), bucket_answered=_bucket_answers(rt))
     for problem in drained.problems:
         log.warning("notice not sent: %s", problem)
     return drained.to_dict()
@@ -46,3 +46,19 @@ def check_due() -> dict:
         log.warning("overdue: %s/%s was due by %s", late.provider, late.dataset, late.due_by)
     return {"overdue": [r.to_dict() for r in newly], "extracts": [r.to_dict() for r in rows],
             "notices": drained.to_dict()}
+
+
+def _bucket_answers(rt) -> bool:
+    """Whether the bucket answers now; a bucket that does not is an outage the operators are told of once."""
+    from borderx import notices
+    from borderx.notices.posting import outage_service
+
+    try:
+        rt.s3.head_bucket(Bucket=rt.target.bucket)
+    except Exception as exc:  # whatever the client raises, the answer is no
+        if outage_service(exc) == "s3":
+            notices.run_failed(rt, f"the check of s3://{rt.target.bucket}", exc)
+        else:
+            log.warning("s3://%s: %s: %s", rt.target.bucket, type(exc).__name__, exc)
+        return False
+    return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import os
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -25,8 +24,6 @@ from airflow.sdk import Connection
 from borderx.config.models import NoticeSettings
 from borderx.errors import NoticeError
 from borderx.notices.messages import Notice
-
-log = logging.getLogger(__name__)
 
 SMTP_FROM_SETTINGS = "borderx_notices_smtp"
 WEBHOOK = "borderx_notices_webhook"

@@ -109,7 +109,8 @@ def run_failed_notice(where: str, error: BaseException | str, at: str) -> Notice
     return Notice(
         notice="run-failed", audience="operator", agency=None, key=f"run-failed/{where}/{at}",
         subject=f"{SUBJECT_PREFIX} failed: {printable(where)}",
-        text=f"{printable(where)} failed at {at}:\n  {problem}\n\nIts log in Airflow, or `borderx run -v`, says more.\n",
+        text=f"{printable(where)} failed at {at}:\n  {problem}\n\n"
+             "Its log in Airflow, or `borderx run -v`, says more.\n",
         facts={"where": where, "problem": problem, "at": at},
     )
 
