@@ -129,3 +129,28 @@ def test_the_operators_hear_of_a_bucket_outage_once_per_outage(demo_home, smtp_s
         run_once(Runtime.open(demo_home.root, endpoint_url=dead, bucket=bucket), settle_seconds=0)
     assert len([m for m in smtp_server.to(OPERATOR) if m["notice"] == "outage"]) == 2, "a new outage, told anew"
     assert json.loads((demo_home.state / "notices" / "outages.json").read_text())["s3"]
+
+
+def test_the_operators_hear_once_that_the_time_stamping_authority_is_down(demo_home, s3_endpoint, bucket,
+                                                                          smtp_server, plain_smtp, tmp_path):
+    import shutil
+
+    import yaml
+
+    from borderx.dev.tsa import make_authority
+
+    set_notices(demo_home, smtp_server.port, None)
+    authority = make_authority(tmp_path / "tsa")
+    shutil.copyfile(authority.ca_certificate, demo_home.root / "keys" / "tsa-ca.pem")
+    settings_file = demo_home.config / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    down = f"http://127.0.0.1:{free_port()}/tsa"
+    settings["audit"] = {"tsa": {"url": down, "ca_certificate": "keys/tsa-ca.pem", "timeout_seconds": 2}}
+    settings_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+    summary = run_once(Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+    assert summary.published, "a TSA that is down defers time stamps; exchanges go on"
+    (demo_home.intake / "ZA-DHA" / "traveller_flows" / "again.csv").write_text("period\n")
+    run_once(Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket), settle_seconds=0)
+    [outage] = [m for m in smtp_server.to(OPERATOR) if m["notice"] == "outage"]
+    assert "time-stamping authority does not answer" in outage["subject"] and down in outage["text"]
