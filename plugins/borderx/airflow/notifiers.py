@@ -84,6 +84,8 @@ def smtp_connection(settings: NoticeSettings, environ=os.environ) -> Connection:
     tls = environ.get("BORDERX_SMTP_TLS", "starttls")
     if tls not in ("starttls", "ssl", "none"):
         raise NoticeError(f"BORDERX_SMTP_TLS is {tls!r}; give one of starttls, ssl, none")
+    if tls == "none" and environ.get("BORDERX_SMTP_PASSWORD"):
+        raise NoticeError(f"BORDERX_SMTP_TLS=none with a password: {smtp.host}:{smtp.port} would get it in clear")
     extra = {"disable_tls": tls != "starttls", "disable_ssl": tls != "ssl", "retry_limit": 0,
              "timeout": int(smtp.timeout_seconds), "from_email": smtp.from_}
     return Connection(conn_id=SMTP_FROM_SETTINGS, conn_type="smtp", host=smtp.host, port=smtp.port,

@@ -162,7 +162,7 @@ def _check_due(agreements: dict[str, tuple[str, Agreement]], problems: list[Prob
     """A due rule names only the agreement's own providers and datasets."""
     for shown, agr in agreements.values():
         for i, rule in enumerate(agr.due_rules):
-            where = "due" if not isinstance(agr.due, list) else f"due.{i}"
+            where = f"due.{i}"
             for field, names, allowed in (("providers", rule.providers, agr.providers),
                                           ("datasets", rule.datasets, agr.datasets)):
                 for j, name in enumerate(names):

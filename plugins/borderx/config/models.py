@@ -208,6 +208,13 @@ class RecipientTerms(_Model):
     )
 
 
+def _one_or_many(schema: dict) -> None:
+    """The JSON Schema of a list field that takes one item as it is too, as its validator does."""
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [items, {"type": "array", "items": items}]
+
+
 class Agreement(_Model):
     id: str = Field(pattern=SLUG)
     title: str = Field(min_length=1)
@@ -225,11 +232,18 @@ class Agreement(_Model):
     require_signed_extracts: bool = Field(
         default=False, description="every provider's extract under this agreement must come with a valid NAME.sig",
     )
-    due: Due | list[Due] = Field(default=[], description="when each provider's extract of each dataset is due")
+    due: list[Due] = Field(default=[], description="when each provider's extract of each dataset is due: one rule, "
+                           "or a list of rules each for some providers or datasets",
+                           json_schema_extra=_one_or_many)
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _one_rule_or_many(cls, value):
+        return [value] if isinstance(value, dict) else value
 
     @property
     def due_rules(self) -> list[Due]:
-        return [self.due] if isinstance(self.due, Due) else list(self.due)
+        return list(self.due)
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> Agreement:
