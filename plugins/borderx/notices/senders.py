@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import smtplib
+import socket
 import ssl
 import urllib.request
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from functools import cached_property
 
 from borderx.config.models import NoticeSettings
 from borderx.errors import NoticeError
@@ -58,17 +60,17 @@ class StandardSenders:
         if tls not in TLS_MODES:
             raise NoticeError(f"BORDERX_SMTP_TLS is {tls!r}; give one of {', '.join(TLS_MODES)}")
         user, password = self.environ.get("BORDERX_SMTP_USER"), self.environ.get("BORDERX_SMTP_PASSWORD")
-        context = ssl.create_default_context()
         connect = smtplib.SMTP_SSL if tls == "ssl" else smtplib.SMTP
-        extra = {"context": context} if tls == "ssl" else {}
-        with connect(smtp.host, smtp.port, timeout=smtp.timeout_seconds, **extra) as server:
+        extra = {"context": self.tls_context} if tls == "ssl" else {}
+        with connect(smtp.host, smtp.port, timeout=smtp.timeout_seconds, local_hostname=self.local_hostname,
+                     **extra) as server:
             server.ehlo()
             secure = tls == "ssl"
             if tls == "starttls":
                 if not server.has_extn("starttls"):
                     raise NoticeError(f"{smtp.host}:{smtp.port} offers no STARTTLS; set BORDERX_SMTP_TLS=none "
                                       "only for a server on a network you trust")
-                server.starttls(context=context)
+                server.starttls(context=self.tls_context)
                 server.ehlo()
                 secure = True
             if user and password:
@@ -76,6 +78,16 @@ class StandardSenders:
                     raise NoticeError(f"{smtp.host}:{smtp.port} offers no TLS; the password is not sent in clear")
                 server.login(user, password)
             server.send_message(email_message(notice, smtp.from_, to))
+
+    # Made once per drain, not once per message: loading the system's CA certificates and looking up this
+    # host's name cost more than sending a notice.
+    @cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context()
+
+    @cached_property
+    def local_hostname(self) -> str:
+        return socket.getfqdn()
 
     def webhook(self, url: str, notice: Notice) -> None:
         request = urllib.request.Request(url, data=notice.webhook_body(), method="POST",
