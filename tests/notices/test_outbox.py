@@ -58,3 +58,18 @@ def test_a_channel_without_its_server_waits_untried(tmp_path, channels, tried):
     box.post(_notice(), [("email", "a@x.test"), ("webhook", "https://h.test/a")], T0)
     done = box.drain(lambda *call: sent.append(call), T0, max_attempts=3, channels=channels)
     assert done.sent == tried and done.waiting == 2 - tried
+
+
+def test_a_problem_never_names_the_address_a_webhook_token_hides_in(tmp_path):
+    box, recorded = Outbox(tmp_path / "outbox"), []
+    url = "http://127.0.0.1:9/hooks/T0KEN-s3cret?sig=abc123"
+
+    def refuse(channel, address, notice):
+        raise ConnectionError(f"HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+                              f"/hooks/T0KEN-s3cret?sig=abc123 (refused) for {address}")
+
+    box.post(_notice(), [("webhook", url)], T0)
+    box.drain(refuse, T0, max_attempts=3, record=recorded.append)
+    [failed] = recorded
+    assert "T0KEN" not in failed.problem and "abc123" not in failed.problem and "[address]" in failed.problem
+    assert "T0KEN" not in box.waiting()[0]["last_problem"]

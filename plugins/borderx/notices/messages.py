@@ -65,9 +65,12 @@ def receipt_notice(receipt, text: str) -> Notice:
     )
 
 
-def delivery_notice(recipient: str, uri: str, manifest: dict[str, Any] | None, delivery: dict[str, Any]) -> Notice:
-    """To the recipient: a delivery is ready at `uri`. What is said of it comes from its signed manifest."""
-    summary = manifest_summary(manifest) if manifest else {k: delivery.get(k) for k in ("delivery_id", "agreement")}
+def delivery_notice(recipient: str, dataset: str, uri: str, manifest: dict[str, Any] | None,
+                    delivery: dict[str, Any]) -> Notice:
+    """To the recipient: a delivery is ready at `uri`. What is said of it comes from its signed manifest (or,
+    should the bucket not answer, from the delivery's ids alone)."""
+    summary = manifest_summary(manifest) if manifest else {
+        "delivery_id": delivery["delivery_id"], "agreement": delivery["agreement"], "dataset": dataset}
     lines = [
         f"A new delivery for {recipient} is in the bucket:",
         f"  {uri}",
@@ -81,8 +84,7 @@ def delivery_notice(recipient: str, uri: str, manifest: dict[str, Any] | None, d
     ]
     return Notice(
         notice="delivered", audience="recipient", agency=recipient, key=f"delivered/{delivery['delivery_id']}",
-        subject=f"{SUBJECT_PREFIX} new delivery {summary.get('dataset', '')} under {delivery['agreement']}".replace(
-            "  ", " "),
+        subject=f"{SUBJECT_PREFIX} new delivery of {dataset} under {delivery['agreement']}",
         text="\n".join(lines), facts={"location": uri, **summary},
     )
 

@@ -115,7 +115,7 @@ class Outbox:
         try:
             send(entry["channel"], entry["address"], notice)
         except Exception as exc:  # any failure of a mail server or webhook is retried the same way
-            problem = printable(f"{type(exc).__name__}: {exc}")[:500]
+            problem = _redacted(printable(f"{type(exc).__name__}: {exc}"), entry["address"])[:500]
             given_up = entry["attempts"] >= max_attempts
             log.warning("notice %s (%s to %s by %s) not sent, try %d: %s; %s", entry["id"], notice.notice,
                         notice.agency or "operators", entry["channel"], entry["attempts"], problem,
@@ -165,6 +165,16 @@ class Outbox:
 
     def _given_up(self, entry_id: str) -> Path:
         return self.folder / "failed" / f"{entry_id}.json"
+
+
+def _redacted(problem: str, address: str) -> str:
+    """The problem without the address: a webhook's path and query often hold its secret token, and the trail
+    and the logs name contacts by channel and agency only."""
+    parts = urlsplit(address) if "://" in address else None
+    for secret in (address, parts.path + (f"?{parts.query}" if parts.query else "") if parts else ""):
+        if len(secret) > 1:
+            problem = problem.replace(secret, "[address]")
+    return problem
 
 
 def _destination(entry: dict) -> str:

@@ -26,7 +26,7 @@ def receipt_notices(rt, receipt, where: str | None) -> None:
                                     d["delivery_id"])
         manifest = manifest_of(rt, location.key(MANIFEST_FILE))
         uri = f"s3://{rt.target.bucket}/{location.prefix}"
-        post(rt, messages.delivery_notice(d["recipient"], uri, manifest, d))
+        post(rt, messages.delivery_notice(d["recipient"], receipt.dataset, uri, manifest, d))
 
 
 def _render(rt, receipt) -> str:
