@@ -1,4 +1,5 @@
-"""The periods of due rules: each ends at a due moment plus grace, and the next begins there."""
+"""The periods of due rules (each ends at a due moment plus grace, and the next begins there), and which
+extracts count as taken in."""
 
 from __future__ import annotations
 
@@ -48,3 +49,24 @@ def test_the_period_a_moment_falls_in(rule, moment, start, due_by, late_after):
 def test_a_wrong_rule_says_what_is_wrong(given, problem):
     with pytest.raises(ValidationError, match=problem):
         Due(**given)
+
+
+def test_an_extract_counts_once_archived_or_under_way_and_not_once_quarantined():
+    from borderx.due import intakes
+
+    def event(kind, sha, time):
+        return {"type": kind, "time": time, "details": {"provider": "ZA-DHA", "dataset": "flows",
+                                                        "source_sha256": sha}}
+
+    events = [
+        event("received", "a", "2026-11-01T00:00:00Z"), event("archived", "a", "2026-11-01T00:01:00Z"),
+        event("received", "b", "2026-11-02T00:00:00Z"), event("quarantined", "b", "2026-11-02T00:01:00Z"),
+        # the same bytes as a, dropped again: quarantined as a duplicate before it is received
+        event("quarantined", "a", "2026-11-03T00:00:00Z"),
+        # refused for its signature, then the same bytes signed: received again, and archived
+        event("received", "c", "2026-11-04T00:00:00Z"), event("quarantined", "c", "2026-11-04T00:01:00Z"),
+        event("received", "c", "2026-11-05T00:00:00Z"), event("archived", "c", "2026-11-05T00:01:00Z"),
+        event("received", "d", "2026-11-06T00:00:00Z"),  # still under way
+    ]
+    assert intakes(events) == {("ZA-DHA", "flows"): ["2026-11-01T00:00:00Z", "2026-11-05T00:00:00Z",
+                                                     "2026-11-06T00:00:00Z"]}

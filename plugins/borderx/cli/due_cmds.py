@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import json
 
-from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg, _s3_args
+from borderx.cli.common import EXIT_FAILED, EXIT_OK, _home_arg
 from borderx.text import printable
 
 DESCRIPTION = """\
@@ -38,7 +38,6 @@ def register(sub) -> None:
     p = sub.add_parser("due", help="which extracts are due, received or late", description=DESCRIPTION,
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _home_arg(p)
-    _s3_args(p)
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--at", type=_moment, metavar="ISO-8601", help="look at this moment instead of now (UTC)")
     p.add_argument("--record", action="store_true",
@@ -56,7 +55,7 @@ def cmd_due(args) -> int:
     from borderx import due
     from borderx.exchange import Runtime
 
-    rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
+    rt = Runtime.open(args.home)
     now = args.at or rt.clock()
     if args.record:
         from borderx import notices

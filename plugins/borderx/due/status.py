@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from borderx.audit.events import Overdue, Quarantined, Received, of_kind
+from borderx.audit.events import Archived, Overdue, Quarantined, Received, of_kind
 from borderx.config.models import DeploymentConfig, Due
 from borderx.due.periods import Period, describe, period_at, period_before
 
@@ -41,15 +41,29 @@ class Expected:
 
 
 def intakes(events: Iterable[dict]) -> dict[tuple[str, str], list[str]]:
-    """When each (provider, dataset) had an extract taken in that was not quarantined, in order."""
-    events = list(events)
-    refused = {e["details"].get("source_sha256") for e in of_kind(events, Quarantined)}
+    """When each (provider, dataset) had an extract taken in that was not quarantined, in order.
+
+    Each `received` event is settled by the next `archived` or `quarantined` event of its content; one still
+    under way counts. A duplicate's quarantine comes after the original was archived and settles nothing.
+    """
+    open_: dict[str, dict] = {}
     taken: dict[tuple[str, str], list[str]] = {}
-    for e in of_kind(events, Received):
-        d = e["details"]
-        if d.get("source_sha256") not in refused:
-            taken.setdefault((d["provider"], d["dataset"]), []).append(e["time"])
-    return taken
+    for e in of_kind(events, Received, Archived, Quarantined):
+        sha = e["details"].get("source_sha256")
+        if e["type"] == Received.TYPE:
+            open_[sha] = e
+            continue
+        received = open_.pop(sha, None)
+        if received is not None and e["type"] == Archived.TYPE:
+            _add(taken, received)
+    for received in open_.values():
+        _add(taken, received)
+    return {key: sorted(times) for key, times in taken.items()}
+
+
+def _add(taken: dict[tuple[str, str], list[str]], received: dict) -> None:
+    d = received["details"]
+    taken.setdefault((d["provider"], d["dataset"]), []).append(received["time"])
 
 
 def _rules(config: DeploymentConfig, day: dt.date) -> Iterable[tuple[str, str, str, Due]]:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from borderx import notices
 from borderx.audit import events as ev
 from borderx.delivery import seal
 from borderx.delivery.layout import DeliveryLocation
@@ -21,7 +22,6 @@ from borderx.exchange.runtime import Runtime, stamp
 from borderx.errors import NoSpaceError, TransientError, is_no_space, is_transient
 from borderx.folders import private_folders
 from borderx.intake import receipts, signatures
-from borderx import notices
 from borderx.intake import (
     ChangedWhileRead, Extract, IntakeFile, Owner, UnsafeEntry, adoptable, check_unchanged, foreign_codes, hash_taken,
     scan, take,
