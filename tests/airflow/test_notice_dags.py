@@ -72,3 +72,23 @@ def test_a_failed_task_tells_the_operators_and_the_notices_dag_retries_a_refusin
     assert failed["details"]["channel"] == "webhook" and "500" in failed["details"]["problem"]
     assert len(webhook_receiver.at("/ops")) == 1, "tried once; it waits out its backoff"
     assert len(list((demo_home.state / "outbox").glob("*.json"))) == 1
+
+
+def test_every_dag_that_can_fail_for_good_tells_the_operators(airflow_env, demo_home):
+    done = run_python(f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        from borderx.airflow.callbacks import RunFailedNotifier
+        bag = DagBag(dag_folder={str(DAGS)!r})
+        told = {{}}
+        for dag_id, dag in bag.dags.items():
+            callbacks = [t.on_failure_callback for t in dag.tasks]
+            told[dag_id] = all(any(isinstance(c, RunFailedNotifier) for c in (cb if isinstance(cb, list) else [cb]))
+                               for cb in callbacks)
+        print(json.dumps(told))
+    """, {**airflow_env, "BORDERX_HOME": str(demo_home.root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    told = json.loads(done.stdout.strip().splitlines()[-1])
+    # Not the daily checks, which fail only on a config the callback could not read either.
+    assert {dag for dag, yes in told.items() if yes} >= {"borderx_exchange", "borderx_sweep", "borderx_due",
+                                                        "borderx_retention", "borderx_audit_anchor"}
