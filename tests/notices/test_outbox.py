@@ -73,3 +73,4 @@ def test_a_problem_never_names_the_address_a_webhook_token_hides_in(tmp_path):
     [failed] = recorded
     assert "T0KEN" not in failed.problem and "abc123" not in failed.problem and "[address]" in failed.problem
     assert "T0KEN" not in box.waiting()[0]["last_problem"]
+

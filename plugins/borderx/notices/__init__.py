@@ -11,9 +11,7 @@ outages of the bucket or the time-stamping authority, and late extracts (see mes
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 from borderx.notices.messages import Notice
 from borderx.notices.outbox import Drained, Outbox, Send, outbox_of
@@ -78,24 +76,3 @@ def drain(rt, send: Send | None = None) -> Drained:
     channels = frozenset({"webhook"} | ({"email"} if settings.smtp else set()))
     return outbox_of(rt.home).drain(send, rt.clock(), max_attempts=settings.max_attempts, record=rt.trail.record,
                                     channels=channels)
-
-
-def read_text(where: str | None) -> str | None:
-    """The receipt's text beside its JSON, or None."""
-    if not where:
-        return None
-    from borderx.intake.receipts import JSON, TXT
-
-    try:
-        return Path(where[: -len(JSON)] + TXT).read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return None
-
-
-def manifest_of(rt, key: str) -> dict | None:
-    try:
-        body = rt.s3.get_object(Bucket=rt.target.bucket, Key=key)["Body"].read(1 << 20)
-        return json.loads(body)
-    except Exception as exc:  # the summary is a courtesy: the notice says where to look either way
-        log.info("manifest %s not read for a notice: %s", key, type(exc).__name__)
-        return None
