@@ -25,6 +25,14 @@ from borderx.notices.messages import Notice
 TLS_MODES = ("starttls", "ssl", "none")
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError with the 3xx code
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
 def email_message(notice: Notice, sender: str, to: str) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = notice.subject
@@ -92,7 +100,7 @@ class StandardSenders:
     def webhook(self, url: str, notice: Notice) -> None:
         request = urllib.request.Request(url, data=notice.webhook_body(), method="POST",
                                          headers={"Content-Type": "application/json", "User-Agent": "borderx"})
-        # urlopen raises for an answer that is not 2xx or 3xx; a redirect is not followed for a POST.
-        with urllib.request.urlopen(request, timeout=self.settings.webhook_timeout_seconds) as answer:
+        # A redirect is an error, not a hop: the notice goes to the address the agency gave, or nowhere.
+        with _NO_REDIRECTS.open(request, timeout=self.settings.webhook_timeout_seconds) as answer:
             if not 200 <= answer.status < 300:
                 raise NoticeError(f"webhook answered HTTP {answer.status}")
