@@ -92,3 +92,30 @@ def test_every_dag_that_can_fail_for_good_tells_the_operators(airflow_env, demo_
     # Not the daily checks, which fail only on a config the callback could not read either.
     assert {dag for dag, yes in told.items() if yes} >= {"borderx_exchange", "borderx_sweep", "borderx_due",
                                                         "borderx_retention", "borderx_audit_anchor"}
+
+
+def test_mail_goes_through_the_airflow_connection_settings_name(airflow_env, demo_home, smtp_server, s3_endpoint,
+                                                                bucket, s3):
+    import yaml
+
+    from airflow_procs import free_port
+    from borderx import notices
+    from borderx.exchange import Runtime
+    from borderx.notices import messages
+
+    set_notices(demo_home, free_port(), None)  # settings' own host and port lead nowhere: the connection counts
+    settings_file = demo_home.config / "settings.yaml"
+    settings = yaml.safe_load(settings_file.read_text())
+    settings["notices"]["smtp"]["airflow_connection"] = "borderx_smtp"
+    settings_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    s3.create_bucket(Bucket=bucket)
+    rt = Runtime.open(demo_home.root).prepare()
+    notices.post(rt, messages.outage_notice("tsa", "http://tsa.test did not answer", "2026-12-07T06:00:00Z"))
+    connection = {"conn_type": "smtp", "host": smtp_server.host, "port": smtp_server.port,
+                  "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0}}
+    env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint,
+           "BORDERX_BUCKET": bucket, "AIRFLOW_CONN_BORDERX_SMTP": json.dumps(connection)}
+    assert _dag_tests(env, ("borderx_notices.py", "notices_dag")) == ["success"]
+    [mail] = smtp_server.to(OPERATOR)
+    assert mail["notice"] == "outage" and "time-stamping authority" in mail["subject"]
+    assert [e["details"]["channel"] for e in _kinds(demo_home, "notice-sent")] == ["email"]
