@@ -16,6 +16,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from borderx.airflow import tasks
+from borderx.airflow.callbacks import RunFailedNotifier
 
 SCHEDULE = os.environ.get("BORDERX_ANCHOR_SCHEDULE") or "@hourly"
 
@@ -27,7 +28,7 @@ SCHEDULE = os.environ.get("BORDERX_ANCHOR_SCHEDULE") or "@hourly"
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=15)},
+                  "max_retry_delay": timedelta(minutes=15), "on_failure_callback": RunFailedNotifier()},
     tags=["borderx"],
     doc_md=__doc__,
 )

@@ -30,10 +30,12 @@ from airflow.sdk import AssetAny, Param, dag, task
 
 from borderx.airflow import tasks
 from borderx.airflow.assets import DagConfig
+from borderx.airflow.callbacks import RunFailedNotifier
 
 INTAKE_ASSETS = DagConfig.read().intake_assets()
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True,
-                "max_retry_delay": timedelta(minutes=10), "execution_timeout": timedelta(minutes=30)}
+                "max_retry_delay": timedelta(minutes=10), "execution_timeout": timedelta(minutes=30),
+                "on_failure_callback": RunFailedNotifier()}
 DAG_ARGS = {"start_date": pendulum.datetime(2026, 1, 1, tz="UTC"), "catchup": False, "default_args": DEFAULT_ARGS,
             "tags": ["borderx"], "doc_md": __doc__}
 

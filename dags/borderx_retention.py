@@ -9,6 +9,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from borderx.airflow import tasks
+from borderx.airflow.callbacks import RunFailedNotifier
 
 
 @dag(
@@ -18,7 +19,7 @@ from borderx.airflow import tasks
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True,
-                  "max_retry_delay": timedelta(minutes=30)},
+                  "max_retry_delay": timedelta(minutes=30), "on_failure_callback": RunFailedNotifier()},
     tags=["borderx"],
     doc_md=__doc__,
 )

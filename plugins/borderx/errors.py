@@ -178,6 +178,16 @@ class QueryError(BorderxError, ValueError):
     """A filter a report cannot use (a date that is not one, a period that ends before it starts)."""
 
 
+# -- notices ------------------------------------------------------------------------------------------------
+
+
+class NoticeError(BorderxError):
+    """A notice could not be sent (no SMTP server set, a webhook's refusal); it waits in the outbox and is tried
+    again later, so it never fails a run."""
+
+    transient = True
+
+
 # -- the recipient's side -------------------------------------------------------------------------------------
 
 

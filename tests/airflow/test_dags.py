@@ -40,7 +40,9 @@ def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home
     assert {name: ids for name, (_, _, ids) in timings.items()} == {
         "borderx_audit_anchor.py": ["borderx_audit_anchor"],
         "borderx_daily_checks.py": ["borderx_daily_checks"],
+        "borderx_due.py": ["borderx_due"],
         "borderx_exchange.py": ["borderx_exchange", "borderx_sweep"],
+        "borderx_notices.py": ["borderx_notices"],
         "borderx_pull.py": ["borderx_pull"],
         "borderx_retention.py": ["borderx_retention"],
         "borderx_s3_intake.py": ["borderx_s3_intake"],
@@ -90,7 +92,8 @@ def test_a_broken_agency_file_is_an_import_error_of_the_dags_that_schedule_on_ag
     assert sorted(parsed["errors"]) == ["borderx_exchange.py", "borderx_pull.py", "borderx_s3_intake.py"]
     for error in parsed["errors"].values():
         assert "config/agencies/ZA-SARS.yaml" in error and "not valid YAML" in error
-    assert parsed["dags"] == ["borderx_audit_anchor", "borderx_daily_checks", "borderx_retention"]
+    assert parsed["dags"] == ["borderx_audit_anchor", "borderx_daily_checks", "borderx_due", "borderx_notices",
+                              "borderx_retention"]
 
 
 def test_the_exchange_runs_on_one_watched_asset_per_agency(airflow_env, demo_home):

@@ -157,3 +157,23 @@ def test_agencies_load_alone_and_a_broken_one_is_named(home):
         load_agencies(home)
     assert [str(p) for p in caught.value.problems] == [
         "config/agencies/ZA-SARS.yaml: kind: Input should be 'customs', 'migration', 'police' or 'international'"]
+
+
+def test_contacts_notices_and_due_rules_are_checked(home):
+    _edit(home / "config" / "agencies" / "ZA-SARS.yaml",
+          contacts={"email": ["not an address"], "webhook": ["ftp://x.test/hook"], "sms": ["+27"]})
+    _edit(home / "config" / "agreements" / "DSA-2026-001.yaml",
+          due=[{"every": "month", "by_day": 5, "providers": ["ZA-SARS"], "datasets": ["goods_crossings"]}])
+    _edit(home / "config" / "agreements" / "DSA-2026-002.yaml", due={"cron": "0 0 * * *", "grace": "soon"})
+    _edit(home / "config" / "settings.yaml", notices={"smtp": {"host": "smtp.test", "port": 99999}})
+    problems = {str(p) for p in check_config(home, today=TODAY)}
+    agency, agreement = "config/agencies/ZA-SARS.yaml", "config/agreements/DSA-2026-001.yaml"
+    assert any(p.startswith(f"{agency}: contacts.email.0: String should match pattern") for p in problems)
+    assert any(p.startswith(f"{agency}: contacts.webhook.0: String should match pattern") for p in problems)
+    assert f"{agency}: contacts.sms: Extra inputs are not permitted" in problems
+    assert f"{agreement}: due.0.providers.0: 'ZA-SARS' is not one of the agreement's providers" in problems
+    assert f"{agreement}: due.0.datasets.0: 'goods_crossings' is not one of the agreement's datasets" in problems
+    assert any(p.startswith("config/agreements/DSA-2026-002.yaml: due.0.grace: String should match pattern")
+               for p in problems)
+    assert any(p.startswith("config/settings.yaml: notices.smtp.port: ") for p in problems)
+    assert "config/settings.yaml: notices.smtp.from: Field required" in problems

@@ -294,10 +294,51 @@ class ReceiptIssued(_ExtractEvent):
     receipt: str | None
 
 
+@dataclass(frozen=True)
+class NoticeSent(Event):
+    """A notice left the hub: by e-mail through the SMTP server, or POSTed to a webhook that answered 2xx."""
+
+    TYPE = "notice-sent"
+    notice_id: str
+    notice: str
+    audience: str
+    agency: str | None
+    channel: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class NoticeFailed(Event):
+    """A notice could not be sent; it waits in the outbox and is tried again later, or was given up."""
+
+    TYPE = "notice-failed"
+    notice_id: str
+    notice: str
+    audience: str
+    agency: str | None
+    channel: str
+    attempts: int
+    problem: str
+    given_up: bool
+
+
+@dataclass(frozen=True)
+class Overdue(Event):
+    """A provider's extract of a dataset was not taken in by its due moment and grace: recorded once per period."""
+
+    TYPE = "overdue"
+    agreement: str
+    provider: str
+    dataset: str
+    period_start: str
+    due_by: str
+    late_after: str
+
+
 KINDS: dict[str, type[Event]] = {kind.TYPE: kind for kind in (
     CopiedIn, Received, Validated, Blocked, Quarantined, Minimised, Suppressed, Encrypted, Signed, Published,
     AlreadyPublished, Archived, Revoked, Deleted, Refused, ConfigChanged, TimestampDeferred, TimestampResumed,
-    PublishingStopped, KeysChanged, ReceiptIssued,
+    PublishingStopped, KeysChanged, ReceiptIssued, NoticeSent, NoticeFailed, Overdue,
 )}
 EVENT_TYPES = frozenset(KINDS)
 
@@ -373,7 +414,7 @@ FIELD_DOCS = {
     "tsa": "the time-stamping authority's URL",
     "head_seq": "the sequence number of the signed head waiting for its time stamp",
     "pending": "how many signed heads wait for a time stamp",
-    "problem": "what went wrong with the time-stamping authority, in words",
+    "problem": "what went wrong, in words: with the time-stamping authority, or sending a notice",
     "since": "when the time-stamping authority stopped answering (UTC, ISO 8601)",
     "stamped": "how many waiting heads got their time stamp",
     "publishing_stopped": "whether publishing had stopped while the heads waited",
@@ -386,6 +427,15 @@ FIELD_DOCS = {
     "ended": "current keys given an end date (valid_to, YYYY-MM-DD) by the overlap, by key",
     "revoked_keys": "the keys revoked at the agency's request",
     "config_file": "the agency's config file that was changed, relative to the home",
+    "notice_id": "the notice's id in the hub's outbox (one per notice, channel and address)",
+    "notice": "what the notice is about: accepted, quarantined, delivered, run-failed, outage, overdue",
+    "audience": "who it is for: provider, recipient or operator",
+    "channel": "email or webhook (the address itself is in the agency's contacts, not here)",
+    "attempts": "how many times sending was tried, this one included",
+    "given_up": "whether the notice was given up after settings' notices.max_attempts",
+    "period_start": "when the period the extract was due in began (UTC, ISO 8601)",
+    "due_by": "when the extract was due (UTC, ISO 8601)",
+    "late_after": "when it became late: due_by plus the grace period (UTC, ISO 8601)",
 }
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}

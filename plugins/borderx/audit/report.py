@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-from borderx.audit.events import (Archived, Blocked, Minimised, Published, Quarantined, Revoked, Suppressed,
-                                   Validated, of_kind)
+from borderx.audit.events import (Archived, Blocked, Minimised, Overdue, Published, Quarantined, Revoked,
+                                   Suppressed, Validated, of_kind)
 from borderx.text import printable
 
 
@@ -42,6 +42,7 @@ class Report:
     volume_by_day: dict[str, int]
     revocations: list[dict] = field(default_factory=list)
     validations: list[dict] = field(default_factory=list)
+    punctuality: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +89,32 @@ def _validations(events: list[dict]) -> tuple[list[tuple[dict, dict]], dict[int,
             if row is not None:
                 row["outcome"] = "accepted"
     return found, quarantine_pages
+
+
+def punctuality(every: list[dict], events: list[dict], provider: str | None = None) -> list[dict]:
+    """Per provider, in the period: extracts taken in (not quarantined), extracts that were overdue, and of those
+    how many came late and how many are still missing (a later extract of the dataset counts as the late one)."""
+    from borderx.due import intakes
+
+    taken_all = intakes(every)
+    taken = intakes(events)
+    rows: dict[str, dict] = {}
+
+    def row(agency: str) -> dict:
+        return rows.setdefault(agency, {"provider": agency, "taken_in": 0, "overdue": 0, "came_late": 0,
+                                        "still_missing": 0, "late": []})
+
+    for (agency, _), times in taken.items():
+        row(agency)["taken_in"] += len(times)
+    for e in of_kind(events, Overdue):
+        d = e["details"]
+        came = [t for t in taken_all.get((d["provider"], d["dataset"]), []) if t >= d["late_after"]]
+        r = row(d["provider"])
+        r["overdue"] += 1
+        r["came_late" if came else "still_missing"] += 1
+        r["late"].append({"dataset": d["dataset"], "agreement": d["agreement"], "due_by": d["due_by"],
+                          "received_at": came[0] if came else None})
+    return [rows[a] for a in sorted(rows) if provider is None or a == provider]
 
 
 def _in_period(event: dict, since: dt.date | None, until: dt.date | None) -> bool:
@@ -150,7 +177,8 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
     ]
     return Report(since.isoformat() if since else None, until.isoformat() if until else None,
                   sorted(lines.values(), key=lambda l: (l.agreement, l.provider, l.recipient, l.dataset)),
-                  quarantines, blocked, dict(sorted(volume.items())), revocations, validations)
+                  quarantines, blocked, dict(sorted(volume.items())), revocations, validations,
+                  punctuality(every, events, provider) if agreement is None and recipient is None else [])
 
 
 COLUMNS = ["agreement", "provider", "recipient", "dataset", "deliveries", "rows", "suppressed_rows", "suppressed_count"]
@@ -172,6 +200,14 @@ def as_table(report: Report) -> str:
         out.append(f"stopped by agreement rules: {len(report.blocked)}")
         for b in report.blocked:
             out.append(f"  {p(b['time'][:19])}  {p(b['agreement'])} {p(b['recipient'] or '')}: {p(b['rule'])}")
+    if report.punctuality:
+        out.append("punctuality (extracts taken in; overdue: came late, still missing):")
+        for r in report.punctuality:
+            out.append(f"  {p(r['provider'])}: {r['taken_in']} taken in; {r['overdue']} overdue: {r['came_late']} came "
+                       f"late, {r['still_missing']} still missing")
+            for late in r["late"]:
+                out.append(f"    {p(late['dataset'])} due {p(late['due_by'][:19])}: "
+                           f"{'came ' + p(late['received_at'][:19]) if late['received_at'] else 'not received'}")
     if report.revocations:
         out.append(f"revoked: {len(report.revocations)}")
         for r in report.revocations:
@@ -269,6 +305,9 @@ def as_html(report: Report, *, docs_href: DocsLink = file_links) -> str:
                       for b in report.blocked)
     revoked = "".join(f"<li>{esc(r['time'][:19])} {esc(r['agreement'])} &rarr; {esc(r['recipient'])} "
                       f"{esc(r['delivery_id'])}: {esc(r['reason'])}</li>" for r in report.revocations)
+    punctual = "".join(
+        f"<tr><td>{esc(r['provider'])}</td><td>{r['taken_in']}</td><td>{r['overdue']}</td><td>{r['came_late']}</td>"
+        f"<td>{r['still_missing']}</td></tr>" for r in report.punctuality)
     period = f"{report.period_from or 'the beginning'} to {report.period_to or 'now'}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>borderx audit report</title>
@@ -281,6 +320,8 @@ th{{background:#edf2f7}}</style></head><body>
 <h2>Quarantined extracts ({len(report.quarantines)})</h2><ul>{quarantined}</ul>
 <h2>Stopped by agreement rules ({len(report.blocked)})</h2><ul>{blocked}</ul>
 <h2>Revoked deliveries ({len(report.revocations)})</h2><ul>{revoked}</ul>
+<h2>Punctuality of providers</h2><table><tr><th>provider</th><th>extracts taken in</th><th>overdue</th>
+<th>came late</th><th>still missing</th></tr>{punctual}</table>
 </body></html>
 """
 

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from borderx import __version__
-from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds, intake_cmds, keys_cmds,
+from borderx.cli import (airflow_cmds, audit_cmds, config_cmds, deliveries_cmds, due_cmds, intake_cmds, keys_cmds,
                          recipient_cmds, run_cmds, sign_cmds)
 from borderx.cli.common import EXIT_FAILED, EXIT_USAGE, _extra_of, _missing_extras, _needs_message, _usage
 from borderx.errors import BorderxError, ConfigError
@@ -36,6 +36,7 @@ examples:
   borderx keys request NA-MHAISS --ssh-key new.pub --sign-with current_key --out req.json   (the agency)
   borderx keys accept req.json --home /srv/borderx   verify an agency's signed key request and apply it
   borderx fetch --recipient NA-MHAISS --identity age.key --hub-key allowed_signers --out inbox
+  borderx due --home /srv/borderx        which extracts are due, received or late
   borderx audit verify --home /srv/borderx
   borderx audit report --from 2026-11-01 --to 2026-11-30 --format html --out report.html
 """
@@ -49,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log progress (-v INFO, -vv DEBUG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Registered in the order `borderx --help` lists the commands.
-    for group in (config_cmds, keys_cmds, recipient_cmds, run_cmds, airflow_cmds, intake_cmds, deliveries_cmds,
-                  audit_cmds, sign_cmds):
+    for group in (config_cmds, keys_cmds, recipient_cmds, run_cmds, due_cmds, airflow_cmds, intake_cmds,
+                  deliveries_cmds, audit_cmds, sign_cmds):
         group.register(sub)
     return parser
 

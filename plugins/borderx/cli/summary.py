@@ -29,3 +29,8 @@ def print_run_summary(rt: Runtime, summary: RunSummary, out=None) -> None:
             where = f" [{r['column']}]" if r.get("column") else ""
             w(f"    - {r['rule']}{where}: {r['message']}")
         w(f"    report: {q['report']}")
+    n = summary.notices
+    if n and any(n.values()):
+        held = "" if rt.config.settings.notices.smtp else "; e-mail waits until settings name a server (notices.smtp)"
+        w(f"notices: {n['sent']} sent, {n['failed'] + n['waiting']} waiting in {rt.home.state / 'outbox'}"
+          f"{held}")

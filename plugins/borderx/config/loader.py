@@ -148,6 +148,7 @@ def _cross_check(
         seen_recipients = [r.agency for r in agr.recipients]
         for dup in sorted({a for a in seen_recipients if seen_recipients.count(a) > 1}):
             problems.append(Problem(shown, "recipients", f"{dup} is listed more than once"))
+    _check_due(agreements, problems)
     _check_overlaps(agreements, problems)
     _check_intake_sources(home, agencies, problems)
     for shown, agency in agencies.values():
@@ -155,6 +156,19 @@ def _cross_check(
             for i, key in enumerate(getattr(agency, field)):
                 if key.valid_from and key.valid_to and key.valid_to < key.valid_from:
                     problems.append(Problem(shown, f"{field}.{i}.valid_to", "is before valid_from"))
+
+
+def _check_due(agreements: dict[str, tuple[str, Agreement]], problems: list[Problem]) -> None:
+    """A due rule names only the agreement's own providers and datasets."""
+    for shown, agr in agreements.values():
+        for i, rule in enumerate(agr.due_rules):
+            where = f"due.{i}"
+            for field, names, allowed in (("providers", rule.providers, agr.providers),
+                                          ("datasets", rule.datasets, agr.datasets)):
+                for j, name in enumerate(names):
+                    if name not in allowed:
+                        problems.append(Problem(shown, f"{where}.{field}.{j}", f"{name!r} is not one of the "
+                                                f"agreement's {field}"))
 
 
 def _check_intake_sources(home: Path, agencies: dict[str, tuple[str, Agency]], problems: list[Problem]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -162,6 +162,64 @@ class PullSource(_Model):
         return self
 
 
+EMAIL = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
+WEBHOOK = r"^https?://[^\s]+$"
+
+
+class Contacts(_Model):
+    """Who is told of what happens: e-mail addresses, and URLs a notice is POSTed to as JSON."""
+
+    email: list[Annotated[str, Field(pattern=EMAIL)]] = []
+    webhook: list[Annotated[str, Field(pattern=WEBHOOK)]] = []
+
+    def addresses(self) -> list[tuple[str, str]]:
+        """(channel, address) for every contact."""
+        return [("email", e) for e in self.email] + [("webhook", w) for w in self.webhook]
+
+
+GRACE = r"^[0-9]{1,4}[dhm]$"
+
+
+def grace_of(text: str) -> dt.timedelta:
+    """`2d`, `12h` or `30m` as a timedelta."""
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[text[-1]]
+    return dt.timedelta(**{unit: int(text[:-1])})
+
+
+class Due(_Model):
+    """When a provider's extract of a dataset is due: `every: month` by a day of the month, `every: week` by a
+    weekday (1 Monday .. 7 Sunday), or the moments of a cron expression (UTC); late once `grace` has passed too.
+
+    The rule covers the agreement's providers and datasets, or those listed.
+    """
+
+    every: Literal["month", "week"] | None = None
+    by_day: int | None = Field(default=None, ge=1, le=31,
+                               description="month: the day of the month (a shorter month ends it); week: ISO weekday")
+    cron: str | None = Field(default=None, description="due moments, e.g. '0 12 * * 1' for Mondays noon UTC")
+    grace: str = Field(default="0d", pattern=GRACE, description="how long after the due moment it is late: 2d, 12h")
+    providers: list[str] = Field(default=[], description="default: every provider of the agreement")
+    datasets: list[str] = Field(default=[], description="default: every dataset of the agreement")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Due:
+        from croniter import croniter
+
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give either every (with by_day) or cron")
+        if self.every is not None and self.by_day is None:
+            raise ValueError(f"every: {self.every} needs by_day")
+        if self.every == "week" and self.by_day > 7:
+            raise ValueError("every: week takes by_day 1 (Monday) to 7 (Sunday)")
+        if self.cron is not None and not croniter.is_valid(cron_of(self.cron)):
+            raise ValueError(f"{self.cron!r} is not a cron expression")
+        return self
+
+    @property
+    def grace_period(self) -> dt.timedelta:
+        return grace_of(self.grace)
+
+
 class Agency(_Model):
     id: str = Field(pattern=AGENCY_ID)
     name: str = Field(min_length=1)
@@ -169,6 +227,7 @@ class Agency(_Model):
     kind: AgencyKind
     intake: Intake = Intake()
     pull: PullSource | None = None
+    contacts: Contacts = Field(default=Contacts(), description="who at the agency is told of its files and deliveries")
     age_recipients: list[AgeRecipientKey] = []
     signing_keys: list[SigningKey] = []
     require_signed_extracts: bool = Field(
@@ -209,6 +268,13 @@ class RecipientTerms(_Model):
     )
 
 
+def _one_or_many(schema: dict) -> None:
+    """The JSON Schema of a list field that takes one item as it is too, as its validator does."""
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [items, {"type": "array", "items": items}]
+
+
 class Agreement(_Model):
     id: str = Field(pattern=SLUG)
     title: str = Field(min_length=1)
@@ -226,6 +292,18 @@ class Agreement(_Model):
     require_signed_extracts: bool = Field(
         default=False, description="every provider's extract under this agreement must come with a valid NAME.sig",
     )
+    due: list[Due] = Field(default=[], description="when each provider's extract of each dataset is due: one rule, "
+                           "or a list of rules each for some providers or datasets",
+                           json_schema_extra=_one_or_many)
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _one_rule_or_many(cls, value):
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def due_rules(self) -> list[Due]:
+        return list(self.due)
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> Agreement:
@@ -307,11 +385,33 @@ class AuditSettings(_Model):
     tsa: TsaSettings | None = None
 
 
+class SmtpSettings(_Model):
+    """How notice e-mail leaves. Login and TLS come from the environment (BORDERX_SMTP_USER,
+    BORDERX_SMTP_PASSWORD, BORDERX_SMTP_TLS = starttls, ssl or none) or, in Airflow, from the connection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    from_: str = Field(alias="from", pattern=EMAIL, description="the sender address of every notice")
+    airflow_connection: str | None = Field(default=None,
+                                           description="in Airflow, the SMTP connection with login and TLS settings")
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+
+
+class NoticeSettings(_Model):
+    smtp: SmtpSettings | None = Field(default=None, description="without it, e-mail notices wait in the outbox")
+    operators: Contacts = Field(default=Contacts(), description="told of failed runs, outages and late extracts")
+    max_attempts: int = Field(default=30, ge=1, description="a notice is given up after this many failed tries")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
 class Settings(_Model):
     hub: Hub
     s3: S3Settings = S3Settings()
     intake: IntakeSettings = IntakeSettings()
     audit: AuditSettings = AuditSettings()
+    notices: NoticeSettings = NoticeSettings()
     expectations_dir: str = Field(default="expectations", description="relative to the home")
 
 

@@ -53,6 +53,8 @@ def prepare_home(root: Path, today: dt.date) -> Home:
         recipient, ssh_public = _keys_for(home, agency["id"], today)
         agency["age_recipients"] = [{"key": recipient, "valid_from": today.replace(month=1, day=1)}]
         agency["signing_keys"] = [{"key": ssh_public, "valid_from": today.replace(month=1, day=1)}]
+        # The demo has no mail server: its e-mail notices wait in the outbox; the sample webhooks go nowhere.
+        agency.get("contacts", {}).pop("webhook", None)
         _dump(home.config / "agencies" / template.name, agency)
     _dump(
         home.config / "settings.yaml",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from borderx import notices
 from borderx.bucket.publish import ensure_bucket
 from borderx.exchange import stages
 from borderx.exchange.handoff import Accepted, Exchanged, Gone, Quarantined
@@ -43,6 +44,7 @@ class RunSummary:
     already_published: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
     files: int = 0
+    notices: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,14 +63,20 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
     rt.prepare()
     rt.record_config_changes()
     summary = RunSummary()
-    found = stages.discover(rt, settle_seconds)
-    summary.files = len(found)
-    if found:
-        ensure_bucket(rt.s3, rt.target.bucket)
-    for n, intake_file in enumerate(found, start=1):
-        if on_progress:
-            on_progress(f"[{n}/{len(found)}] {intake_file.agency}/{intake_file.dataset}/{intake_file.name}")
-        summary.add(exchange_one(rt, intake_file, actor))
-    if found:
-        stages.close_segment(rt)
+    try:
+        found = stages.discover(rt, settle_seconds)
+        summary.files = len(found)
+        if found:
+            ensure_bucket(rt.s3, rt.target.bucket)
+        for n, intake_file in enumerate(found, start=1):
+            if on_progress:
+                on_progress(f"[{n}/{len(found)}] {intake_file.agency}/{intake_file.dataset}/{intake_file.name}")
+            summary.add(exchange_one(rt, intake_file, actor))
+        if found:
+            stages.close_segment(rt)
+    except Exception as exc:
+        notices.run_failed(rt, actor.get("via", "borderx run"), exc)
+        notices.after_run(rt, bucket_answered=False)
+        raise
+    summary.notices = notices.after_run(rt).to_dict()
     return summary

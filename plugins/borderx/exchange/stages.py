@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from borderx import notices
 from borderx.audit import events as ev
 from borderx.delivery import seal
 from borderx.delivery.layout import DeliveryLocation
@@ -328,6 +329,7 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
 
 def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
     where, sha256 = receipts.issue(rt, receipt)
+    notices.after_receipt(rt, receipt, where)
     status = (receipt.signature or {}).get("status", "not-checked")
     rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
                                      source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,

@@ -1,0 +1,141 @@
+"""Which notices an event of the hub posts, and to whom (the public face is borderx.notices)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from pathlib import Path
+
+from borderx.delivery.layout import MANIFEST_FILE, DeliveryLocation
+from borderx.errors import NoSpaceError, TimestampError, TimestampingStopped, is_transient
+from borderx.exchange.runtime import stamp
+from borderx.folders import opened, private_folders, replace_private
+from borderx.notices import messages, post
+
+log = logging.getLogger(__name__)
+
+OUTAGES_FILE = "outages.json"
+MAX_RECEIPT_TEXT = 1 << 20
+DELIVERED = ("published", "already-published")
+
+
+def receipt_notices(rt, receipt, where: str | None) -> None:
+    text = read_text(rt, where) or _render(rt, receipt)
+    post(rt, messages.receipt_notice(receipt, text))
+    for d in receipt.deliveries:
+        if d.get("status") not in DELIVERED or not rt.config.agencies[d["recipient"]].contacts.addresses():
+            continue
+        location = DeliveryLocation(d["agreement"], d["recipient"], receipt.dataset, receipt.received_at[:10],
+                                    d["delivery_id"])
+        manifest = manifest_of(rt, location.key(MANIFEST_FILE))
+        uri = f"s3://{rt.target.bucket}/{location.prefix}"
+        post(rt, messages.delivery_notice(d["recipient"], receipt.dataset, uri, manifest, d))
+
+
+def _render(rt, receipt) -> str:
+    from borderx.intake import receipts
+
+    body = json.loads(receipts.encode(receipt.body(rt.hub_fingerprint, stamp(rt.clock()))))
+    return receipts.render_text(body, receipts.stem_for(receipt.name, receipt.sha256))
+
+
+def read_text(rt, where: str | None) -> str | None:
+    """The receipt's text as written beside its JSON, or None. The agency can rearrange its own folder: the
+    file is reached without following a link, and read only if it is a receipt of the hub's own, so nothing
+    else on the hub can be made to travel in a notice."""
+    if not where:
+        return None
+    from borderx.errors import BorderxError
+    from borderx.intake.receipts import JSON, TXT
+
+    path = Path(where[: -len(JSON)] + TXT)
+    try:
+        with opened(path.parent, rt.home.root) as folder:
+            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.getuid():
+                    return None
+                return f.read(MAX_RECEIPT_TEXT).decode("utf-8")
+    except (OSError, ValueError, BorderxError):
+        return None
+
+
+def manifest_of(rt, key: str) -> dict | None:
+    try:
+        body = rt.s3.get_object(Bucket=rt.target.bucket, Key=key)["Body"].read(1 << 20)
+        return json.loads(body)
+    except Exception as exc:  # the summary is a courtesy: the notice says where to look either way
+        log.info("manifest %s not read for a notice: %s", key, type(exc).__name__)
+        return None
+
+
+def outage_service(exc: BaseException) -> str | None:
+    """`tsa` or `s3` when `exc` says that service did not answer; None for any other failure."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (TimestampingStopped, TimestampError)):
+            return "tsa"
+        if isinstance(cause, NoSpaceError):
+            return None
+        cause = cause.__cause__ or cause.__context__
+    return "s3" if is_transient(exc) else None
+
+
+def failure_notices(rt, where: str, exc: BaseException) -> None:
+    service = outage_service(exc)
+    now = stamp(rt.clock())
+    if service is None:
+        post(rt, messages.run_failed_notice(where, exc, now))
+        return
+    since = _outage_began(rt, service, now)
+    post(rt, messages.outage_notice(service, f"{where}: {type(exc).__name__}: {exc}", since))
+
+
+def outage_notices(rt, *, bucket_answered: bool) -> None:
+    """A TSA that has not answered since some time is an outage, told once; a pass that went well ends the
+    bucket's outage, so the next one is told again."""
+    from borderx.audit.timestamps import STATE_FILE, stamping_for
+
+    if bucket_answered:
+        _outage_ended(rt, "s3")
+    stamping = stamping_for(rt)
+    if stamping is None:
+        return
+    try:
+        state = json.loads((stamping.state_folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    since = state.get("failing_since")
+    if since:
+        problem = (f"{len(state.get('pending', []))} signed audit head(s) wait for a time stamp from "
+                   f"{stamping.tsa.url}" + ("; publishing has stopped" if state.get("stopped") else ""))
+        post(rt, messages.outage_notice("tsa", problem, since))
+
+
+def _outages(rt) -> tuple[Path, dict]:
+    path = rt.home.state / "notices" / OUTAGES_FILE
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path, {}
+
+
+def _outage_began(rt, service: str, now: str) -> str:
+    """When the outage under way began: one episode is one notice, however many runs it fails."""
+    path, known = _outages(rt)
+    if service not in known:
+        known[service] = now
+        private_folders(path.parent)
+        replace_private(path, json.dumps(known, sort_keys=True))
+    return known[service]
+
+
+def _outage_ended(rt, service: str) -> None:
+    path, known = _outages(rt)
+    if known.pop(service, None) is not None:
+        replace_private(path, json.dumps(known, sort_keys=True))
