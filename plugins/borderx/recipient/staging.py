@@ -20,8 +20,8 @@ def _private_file(path: Path, data: bytes) -> None:
 
 
 def _decrypt_into(src: Path, dst: Path, identities: Sequence, rows: int | None,
-                  progress: Progress, total: int) -> int:
+                  progress: Progress, total: int, fmt: str = "csv") -> int:
     # Owner-only from the first byte: plaintext never exists with wider permissions.
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
-        return decrypt_checked(src, out, identities, rows, lambda n: progress.update("decrypting", n, total))
+        return decrypt_checked(src, out, identities, rows, lambda n: progress.update("decrypting", n, total), fmt)
