@@ -43,8 +43,10 @@ def open_parquet(path: Path):
         raise NotParquet(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if size == 0:
         raise NotParquet(f"{path}: file is empty, not Parquet")
-    if head != PARQUET_MAGIC or tail != PARQUET_MAGIC or size < 12:
-        raise NotParquet(f"{path}: not a Parquet file (it does not begin and end with the Parquet magic PAR1)")
+    if head != PARQUET_MAGIC:
+        raise NotParquet(f"{path}: not a Parquet file (it does not begin with the Parquet magic PAR1)")
+    if tail != PARQUET_MAGIC or size < 12:
+        raise NotParquet(f"{path}: cut short or corrupt Parquet file (it does not end with the Parquet magic PAR1)")
     try:
         reader = pq.ParquetFile(str(path))
     except (pa.ArrowException, OSError, ValueError):
