@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "parquet")
 PARQUET_MAGIC = b"PAR1"
+READ_BUFFER_BYTES = 1 << 20
 ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64"}
 
 
@@ -48,7 +49,9 @@ def open_parquet(path: Path):
     if tail != PARQUET_MAGIC or size < 12:
         raise NotParquet(f"{path}: cut short or corrupt Parquet file (it does not end with the Parquet magic PAR1)")
     try:
-        reader = pq.ParquetFile(str(path))
+        # Pages are read as they are decoded, not a whole row group's column chunks at once: a file written
+        # as one huge row group is read in as little memory as one of many small ones.
+        reader = pq.ParquetFile(str(path), buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except (pa.ArrowException, OSError, ValueError):
         raise NotParquet(f"{path}: corrupt Parquet file (its footer cannot be read)") from None
     nested = [f.name for f in reader.schema_arrow if pa.types.is_nested(f.type)]
