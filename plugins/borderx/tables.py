@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import pyarrow
 
-FORMATS = ("csv", "parquet")
 PARQUET_MAGIC = b"PAR1"
 READ_BUFFER_BYTES = 1 << 20
 ARROW_TYPES = {"string": "string", "integer": "int64", "number": "float64"}
@@ -61,15 +60,14 @@ def open_parquet(path: Path):
     return reader
 
 
-def parquet_batches(path: Path, batch_rows: int, columns: list[str] | None = None,
-                    reader=None) -> Iterator["pyarrow.RecordBatch"]:
+def parquet_batches(path: Path, batch_rows: int, columns: list[str] | None = None) -> Iterator["pyarrow.RecordBatch"]:
     """The file's rows, row group by row group, in batches of at most batch_rows, every column as text.
 
     Raises NotParquet when the file is not Parquet, or a page cannot be read (cut or corrupt past its footer).
     """
     import pyarrow as pa
 
-    reader = reader or open_parquet(path)
+    reader = open_parquet(path)
     group = 0
     try:
         for group in range(reader.num_row_groups):

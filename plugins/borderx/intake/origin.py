@@ -66,7 +66,8 @@ def _location_batches(path: Path):
     import pyarrow.csv as pacsv
 
     if tables.format_of(path) == "parquet":
-        columns = [c for c in LOCATION_COLUMNS if c in tables.open_parquet(path).schema_arrow.names]
+        with tables.open_parquet(path) as reader:
+            columns = [c for c in LOCATION_COLUMNS if c in reader.schema_arrow.names]
         return tables.parquet_batches(path, 128 << 10, columns) if columns else None
     header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
     columns = [c for c in LOCATION_COLUMNS if c in header]

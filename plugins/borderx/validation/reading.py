@@ -104,7 +104,8 @@ def probe(path: Path) -> Layout:
 
 def _probe_parquet(path: Path) -> Layout:
     try:
-        names = tables.open_parquet(path).schema_arrow.names
+        with tables.open_parquet(path) as reader:
+            names = reader.schema_arrow.names
     except tables.NotParquet as exc:
         raise Unreadable(str(exc)) from None
     return Layout(raw_names=names, names=dedup_names(names), header_end=0, header_only=False, format="parquet")
