@@ -144,3 +144,8 @@ def test_files_that_are_not_parquet_are_quarantined_with_a_reason_naming_them(ex
         report = json.loads(kept.with_name(name + ".report.json").read_text())
         reasons = [r for r in report["reasons"] if r["rule"] == "unreadable"]
         assert reasons and name in reasons[0]["message"] and problem in reasons[0]["message"], report
+        receipts = rt.home.intake / "ZA-DHA" / "receipts" / "traveller_flows"
+        receipt = json.loads((receipts / f"{name}.receipt.json").read_text())
+        assert receipt["outcome"] == "quarantined" and receipt["reasons"][0]["rule"] == "unreadable"
+    accepted = json.loads((receipts / f"za-dha_flows_{START}.parquet.receipt.json").read_text())
+    assert accepted["outcome"] == "accepted" and len(accepted["deliveries"]) == 2
