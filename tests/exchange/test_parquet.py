@@ -149,3 +149,41 @@ def test_files_that_are_not_parquet_are_quarantined_with_a_reason_naming_them(ex
         assert receipt["outcome"] == "quarantined" and receipt["reasons"][0]["rule"] == "unreadable"
     accepted = json.loads((receipts / f"za-dha_flows_{START}.parquet.receipt.json").read_text())
     assert accepted["outcome"] == "accepted" and len(accepted["deliveries"]) == 2
+
+
+def test_verify_and_decrypt_a_parquet_delivery_folder_and_prefix(exchanged, tmp_path):
+    rt, _, _ = exchanged
+    s3 = rt.target.client()
+    keys = rc.hub_keys(rt.home.root / "keys" / "allowed_signers", rt.home)
+    identities = rc.load_identities(rt.home.root / "keys" / "NA-MHAISS" / "age.key")
+    prefix, files = next(iter(_delivered(s3, rt.target.bucket, "NA-MHAISS").items()))
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    for given in (str(folder), f"s3://{rt.target.bucket}/{prefix}/"):
+        out = tmp_path / f"out-{len(given)}.parquet"
+        rows, verified = rc.decrypt_source(rc.parse_source(given, None), identities, out, keys=keys, s3=s3)
+        assert verified.format == "parquet" and rows == verified.rows == pq.read_table(out).num_rows
+    # A folder whose data file is not the one its manifest names is refused.
+    (folder / "data.csv.age").write_bytes(files["data.parquet.age"])
+    (folder / "data.parquet.age").unlink()
+    with pytest.raises(rc.DeliveryRefused) as refused:
+        rc.verify_source(rc.parse_source(str(folder), None), keys)
+    assert refused.value.check == rc.DATA_HASH and "data.parquet.age missing" in refused.value.reason
+
+
+def test_csv_manifests_keep_their_fields():
+    from borderx.delivery.manifest import DeliveryLocation, build_manifest
+
+    common = dict(location=DeliveryLocation("A", "R", "D", "2026-11-28", "id"), provider="P", schema_version="1",
+                  rows=1, columns=["c"], source_sha256="0" * 64, source_name="x.csv", published_sha256="1" * 64,
+                  published_size=1, suppressed={}, validation={}, recipient_keys=[], hub_key_fingerprint="SHA256:x",
+                  airflow=None, created_at="2026-11-28T00:00:00Z")
+    csv_manifest = build_manifest(**common)
+    assert csv_manifest == build_manifest(**common, data_format="csv", arrow_schema=[{"name": "c", "type": "string"}])
+    assert set(csv_manifest["published"]) == {"key", "sha256", "size", "format", "encryption"}
+    assert csv_manifest["published"]["format"] == "csv" and csv_manifest["published"]["key"].endswith("/data.csv.age")
+    parquet = build_manifest(**common, data_format="parquet", arrow_schema=[{"name": "c", "type": "string"}])
+    assert parquet["published"]["key"].endswith("/data.parquet.age")
+    assert parquet["published"]["arrow_schema"] == [{"name": "c", "type": "string"}]
