@@ -187,3 +187,25 @@ def test_csv_manifests_keep_their_fields():
     parquet = build_manifest(**common, data_format="parquet", arrow_schema=[{"name": "c", "type": "string"}])
     assert parquet["published"]["key"].endswith("/data.parquet.age")
     assert parquet["published"]["arrow_schema"] == [{"name": "c", "type": "string"}]
+
+
+def test_a_signed_manifest_whose_format_and_data_file_disagree_is_refused(exchanged):
+    from borderx.crypto import sshsig
+    from borderx.delivery.manifest import NAMESPACE
+    from borderx.keys import load_signing_key
+
+    rt, _, _ = exchanged
+    s3 = rt.target.client()
+    keys = rc.hub_keys(rt.home.root / "keys" / "allowed_signers", rt.home)
+    hub = load_signing_key(rt.config.settings.hub.signing_key, rt.home.root)
+    _, files = next(iter(_delivered(s3, rt.target.bucket, "NA-MHAISS").items()))
+    manifest = json.loads(files["manifest.json"])
+    for change in ({"format": "csv"}, {"key": manifest["published"]["key"].replace(".parquet.age", ".xlsx.age"),
+                                        "format": "xlsx"}):
+        bad = {**manifest, "published": {**manifest["published"], **change}}
+        body = (json.dumps(bad, indent=2, sort_keys=True) + "\n").encode()
+        with pytest.raises(rc.DeliveryRefused) as refused:
+            rc.verify_manifest(body, sshsig.sign(hub, body, NAMESPACE).encode(), keys)
+        assert refused.value.check == rc.MANIFEST_MISMATCH
+    body = files["manifest.json"]
+    assert rc.verify_manifest(body, files["manifest.json.sig"], keys).data_file == "data.parquet.age"
