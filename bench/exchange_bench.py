@@ -135,9 +135,16 @@ def make_parquet_extract(path: Path, size: int, tmp: Path) -> int:
             column_types={c: pa.string() for c in COLUMNS[:-1]} | {COUNT: pa.float64()}))
         with pq.ParquetWriter(out, reader.schema, compression="none", use_dictionary=False) as writer:
             rows = 0
+            pending: list = []
             for batch in reader:
-                writer.write_batch(batch, row_group_size=1 << 20)
+                pending.append(batch)
                 rows += batch.num_rows
+                # Each write is a row group of its own: blocks are gathered into groups of 1 Mi rows first.
+                if sum(b.num_rows for b in pending) >= 1 << 20:
+                    writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 20)
+                    pending = []
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 20)
         return rows
 
     # Parquet bytes per CSV byte of this data, from a sample; then a CSV extract that many times the size.
