@@ -119,6 +119,47 @@ def make_extract(path: Path, size: int, *, seed: int = 1, first_day: int = 0, po
     return rows
 
 
+def make_parquet_extract(path: Path, size: int, tmp: Path) -> int:
+    """Writes a valid traveller_flows Parquet extract of about `size` bytes, as a provider's export might: the
+    count a float64 (12.0, which goes out as 12), row groups of 1 Mi rows. Returns its rows.
+
+    Written plain and uncompressed: this synthetic data compresses some 20-fold, and a compressed file of the
+    same size would hold twenty times the rows. Plain, it holds about 0.6 times the rows of a CSV extract of
+    its size, as many as make the file that size."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    def convert(csv_path: Path, out: Path) -> int:
+        reader = pacsv.open_csv(csv_path, convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in COLUMNS[:-1]} | {COUNT: pa.float64()}))
+        with pq.ParquetWriter(out, reader.schema, compression="none", use_dictionary=False) as writer:
+            rows = 0
+            pending: list = []
+            for batch in reader:
+                pending.append(batch)
+                rows += batch.num_rows
+                # Each write is a row group of its own: blocks are gathered into groups of 1 Mi rows first.
+                if sum(b.num_rows for b in pending) >= 1 << 20:
+                    writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 20)
+                    pending = []
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending), row_group_size=1 << 20)
+        return rows
+
+    # Parquet bytes per CSV byte of this data, from a sample; then a CSV extract that many times the size.
+    sample = tmp / "sample.csv"
+    make_extract(sample, 32 << 20, seed=2)
+    convert(sample, path)
+    ratio = path.stat().st_size / sample.stat().st_size
+    sample.unlink()
+    source = tmp / "for-parquet.csv"
+    make_extract(source, int(size / ratio), seed=2)
+    rows = convert(source, path)
+    source.unlink()
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Measuring a child process
 
@@ -319,10 +360,18 @@ elif op == "validate":
     suite = json.load(open(args["suite"]))
     patterns = args["patterns"]
     names = args["columns"]
-    reader = pacsv.open_csv(args["src"], read_options=pacsv.ReadOptions(block_size=8 << 20),
-                            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                                 strings_can_be_null=True, null_values=[""]))
-    if reader.schema.names != names:
+    if args["src"].endswith(".parquet"):
+        import pyarrow.parquet as pq
+        source = pq.ParquetFile(args["src"])
+        reader = (pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in b.columns], names=b.schema.names)
+                  for b in source.iter_batches(batch_size=256 << 10))
+        reader_names = source.schema_arrow.names
+    else:
+        reader = pacsv.open_csv(args["src"], read_options=pacsv.ReadOptions(block_size=8 << 20),
+                                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                                     strings_can_be_null=True, null_values=[""]))
+        reader_names = reader.schema.names
+    if reader_names != names:
         sys.exit(3)
     def check(batch):
         bad = 0
@@ -352,6 +401,25 @@ elif op == "validate":
     duplicated = int(np.count_nonzero(keys[1:] == keys[:-1]))
     print("rows", rows, "unexpected", bad, "duplicated keys", duplicated)
     sys.exit(0 if rows and not bad and not duplicated else 3)
+elif op == "convert":
+    # Read the allowed columns of a CSV or Parquet file and write them as CSV or Parquet, streaming.
+    import pyarrow as pa, pyarrow.csv as pacsv, pyarrow.parquet as pq
+    columns = args["include"]
+    if args["src"].endswith(".parquet"):
+        batches = pq.ParquetFile(args["src"]).iter_batches(batch_size=128 << 10, columns=columns)
+    else:
+        batches = pacsv.open_csv(args["src"], read_options=pacsv.ReadOptions(block_size=8 << 20),
+                                 convert_options=pacsv.ConvertOptions(include_columns=columns))
+    writer = None
+    rows = 0
+    for batch in batches:
+        if writer is None:
+            writer = (pq.ParquetWriter(args["dst"], batch.schema, compression="zstd") if args["dst"].endswith(".parquet")
+                      else pacsv.CSVWriter(args["dst"], batch.schema))
+        writer.write_batch(batch)
+        rows += batch.num_rows
+    writer.close()
+    print("rows", rows)
 elif op == "upload":
     import boto3
     boto3.client("s3", endpoint_url=args["endpoint"], region_name="us-east-1").upload_file(
@@ -615,6 +683,93 @@ class Bench:
         print(f"validation CPU, the whole process and its workers: {run.cpu:.1f} s "
               f"({run.cpu / run.seconds:.2f} cores busy on average)")
 
+    # -- Parquet in, Parquet out
+
+    def run_parquet(self) -> int:
+        """A Parquet extract of --size in (delivered as CSV), and a CSV extract of --size delivered as Parquet to
+        every recipient, each as a whole run_once against the floor of the same reads and writes with pyarrow,
+        then age -r and boto3's upload per recipient."""
+        args = self.args
+        extract = self.tmp / "extract.csv"
+        print(f"writing a {human(args.size)} traveller_flows extract to {self.tmp} ...", flush=True)
+        rows = make_extract(extract, args.size)
+        size = extract.stat().st_size
+        parquet = self.tmp / "extract.parquet"
+        print(f"  {size:,} bytes, {rows:,} rows; writing a Parquet extract of about {human(args.size)} ...",
+              flush=True)
+        parquet_rows = make_parquet_extract(parquet, args.size, self.tmp)
+        parquet_size = parquet.stat().st_size
+        print(f"  {parquet_size:,} bytes, {parquet_rows:,} rows; load average {os.getloadavg()[0]:.2f}", flush=True)
+        self.start_s3()
+        home, recipients = self.make_home("home")
+        shutil.rmtree(home, ignore_errors=True)
+        self.ours("import")
+
+        import borderx.validation.gate as gate
+
+        patterns = {k: p.replace(r"\Z", "$") for k, p in gate.VALUE_PATTERNS.items()}
+        results = []
+        for label, src, n_rows, out_format in (
+                ("Parquet in, CSV out", parquet, parquet_rows, "csv"),
+                ("CSV in, Parquet out", extract, rows, "parquet")):
+            print(f"  {label}: whole run ...", flush=True)
+            whole = self.whole_run(src, len(recipients), out_format)
+            print(f"  {label}: floors ...", flush=True)
+            settle(src)
+            floors = {"sha256sum": self.tool("sha256sum", str(src)).seconds}
+            settle(src)
+            floors["validate"] = self.floor("validate", src=str(src), suite=str(SUITE), patterns=patterns,
+                                            columns=COLUMNS).seconds
+            plain, cipher = self.tmp / f"plain.{out_format}", self.tmp / f"plain.{out_format}.age"
+            for agency, (columns, recipient) in sorted(recipients.items()):
+                settle(src)
+                floors[f"pyarrow -> {agency}"] = self.floor("convert", src=str(src), dst=str(plain),
+                                                            include=columns).seconds
+                floors[f"age -r -> {agency}"] = self.tool(args.age, "-r", recipient, "-o", str(cipher),
+                                                          str(plain)).seconds
+                floors[f"upload -> {agency}"] = self.floor("upload", src=str(cipher), endpoint=self.endpoint,
+                                                           bucket=BUCKET, key=f"floor/{agency}").seconds
+                plain.unlink()
+                cipher.unlink()
+                self.empty_bucket()
+            results.append((label, src.stat().st_size, n_rows, whole, floors))
+        print()
+        print(f"Parquet benchmark: {os.cpu_count()} CPUs, {len(recipients)} recipients; load average "
+              f"{os.getloadavg()[0]:.2f} after the runs")
+        limit = 1.5 * (1 << 30) / 1024
+        for label, input_bytes, n_rows, whole, floors in results:
+            floor = sum(floors.values())
+            print(f"{label}: {human(input_bytes)} ({input_bytes:,} bytes, {n_rows:,} rows)")
+            print(f"  run_once {whole.seconds:.1f} s, peak {whole.rss_kib / 1024:.0f} MiB (largest process), "
+                  f"{whole.tree_kib / 1024:.0f} MiB (tree PSS, {'under' if whole.tree_kib < limit else 'OVER'} "
+                  f"1.5 GiB); floor {floor:.1f} s; {whole.seconds / floor:.2f} x the floor")
+            print("  floor: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in floors.items()))
+        return 0
+
+    def whole_run(self, src: Path, deliveries: int, out_format: str) -> Run:
+        """run_once on a fresh home with src in ZA-DHA's intake, every recipient's terms in out_format."""
+        import yaml
+
+        home, _ = self.make_home(f"home-{src.suffix[1:]}")
+        for path in (home / "config" / "agreements").glob("*.yaml"):
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            for terms in data["recipients"]:
+                terms["format"] = out_format
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        intake = home / "intake" / "ZA-DHA" / "traveller_flows"
+        intake.mkdir(parents=True, exist_ok=True)
+        taken = intake / f"flows{src.suffix}"
+        os.replace(src, taken)
+        settle(taken)
+        try:
+            return self.ours("run", home=str(home), endpoint=self.endpoint, bucket=BUCKET, deliveries=deliveries)
+        finally:
+            kept = [*(home / "archive").rglob(taken.name), *(home / "quarantine").rglob(taken.name),
+                    *intake.rglob(taken.name)]
+            os.replace(next(p for p in kept if p.exists()), src)
+            shutil.rmtree(home, ignore_errors=True)
+            self.empty_bucket()
+
     # -- the validate stage alone
 
     def run_validate(self) -> int:
@@ -849,6 +1004,9 @@ def main() -> int:
                         help="instead: N small extracts through `borderx run --once`")
     parser.add_argument("--stage", choices=["validate"], default=None,
                         help="instead: only this stage and its floor (validate: issue #8's throughput figure)")
+    parser.add_argument("--parquet", action="store_true",
+                        help="instead: a Parquet extract of --size in, and a CSV extract of --size delivered as "
+                             "Parquet, each whole run against its pyarrow, age and upload floor")
     parser.add_argument("--validation-steps", action="store_true",
                         help="instead: validation alone, one change at a time (block size, workers, result format)")
     parser.add_argument("--small-size", type=parse_size, default=parse_size("100KB"),
@@ -881,6 +1039,8 @@ def main() -> int:
                 return bench.run_small()
             if args.validation_steps:
                 return bench.run_steps()
+            if args.parquet:
+                return bench.run_parquet()
             if args.stage == "validate":
                 return bench.run_validate()
             return bench.run_size()

@@ -177,3 +177,28 @@ def test_contacts_notices_and_due_rules_are_checked(home):
                for p in problems)
     assert any(p.startswith("config/settings.yaml: notices.smtp.port: ") for p in problems)
     assert "config/settings.yaml: notices.smtp.from: Field required" in problems
+
+
+def test_delivery_format_and_column_types_are_checked(home):
+    agreement = home / "config" / "agreements" / "DSA-2026-001.yaml"
+    data = yaml.safe_load(agreement.read_text())
+    data["recipients"][0]["format"] = "xlsx"
+    data["recipients"][1]["format"] = "parquet"
+    agreement.write_text(yaml.safe_dump(data, sort_keys=False))
+    _edit(home / "config" / "datasets" / "goods_crossings.yaml",
+          column_types={"gross_mass_kg": "number", "weight": "integer", "hs_code": "code"})
+    problems = [str(p) for p in check_config(home, today=TODAY)]
+    assert "config/agreements/DSA-2026-001.yaml: recipients.0.format: Input should be 'csv' or 'parquet'" in problems
+    assert not any("recipients.1.format" in p for p in problems)
+    assert any(p.startswith("config/datasets/goods_crossings.yaml: column_types.hs_code: ") for p in problems)
+    _edit(home / "config" / "datasets" / "goods_crossings.yaml", column_types={"weight": "integer"})
+    problems = [str(p) for p in check_config(home, today=TODAY)]
+    assert any("goods_crossings.yaml" in p and "column_types names columns the dataset does not have: weight" in p
+               for p in problems), problems
+
+
+def test_count_column_is_an_integer_unless_typed_otherwise(home):
+    config = load_config(home, today=TODAY)
+    flows = config.datasets["traveller_flows"]
+    assert flows.type_of("travellers") == "integer" and flows.type_of("period") == "string"
+    assert config.agreements["DSA-2026-001"].terms_for("ZA-SARS").format == "csv"

@@ -113,6 +113,20 @@ def test_foreign_codes_counts_rows_by_column_and_country(tmp_path):
     assert foreign_codes(tmp_path / "bad.csv", "ZA") == []
 
 
+def test_foreign_codes_in_a_parquet_extract(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "x.parquet"
+    table = pa.table({"period": ["2026-11-01"] * 4, "border_point": ["ZA-BEI", None, "BW-RAM", "BW-MART"],
+                      "travellers": [5, 6, 7, 8]})
+    pq.write_table(table, path, row_group_size=2)
+    found = foreign_codes(path, "ZA")
+    assert [(f.column, f.country, f.count, f.rows) for f in found] == [("border_point", "BW", 2, (3, 4))]
+    (tmp_path / "bad.parquet").write_text("period,border_point\n2026-11-01,BW-RAM\n")
+    assert foreign_codes(tmp_path / "bad.parquet", "ZA") == []
+
+
 def test_scan_finds_complete_files_per_agency_and_dataset(demo_home):
     config = load_config(demo_home.root)
     folder = demo_home.intake / "ZA-DHA" / "traveller_flows"

@@ -64,3 +64,50 @@ def test_minimise_of_header_only_file_writes_header(tmp_path):
     result = minimise(src, sink, ["period", "border_point"])
     assert sink.getvalue().decode().splitlines() == ['"period","border_point"'] or sink.getvalue().decode().splitlines() == ["period,border_point"]
     assert result.rows_out == 0
+
+
+def test_counts_go_out_as_integers_in_both_formats_whichever_format_came_in(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _rows([12, 3, 0, 7])
+    as_csv = write_csv(tmp_path / "x.csv", TRAVELLER_FLOWS_COLUMNS, [r[:-1] + [c] for r, c in
+                                                                     zip(rows, ["0012", "3", "0", "7"])])
+    columns = list(zip(*rows))
+    table = pa.table([pa.array(list(c)) for c in columns[:-1]] + [pa.array([12.0, 3.0, 0.0, 7.0])],
+                     names=TRAVELLER_FLOWS_COLUMNS)
+    as_parquet = tmp_path / "x.parquet"
+    pq.write_table(table, as_parquet, row_group_size=2)
+    types = {"travellers": "integer"}
+    for source in (as_csv, as_parquet):
+        assert count_small_cells(source, "travellers", 5) == (1, 3)
+        sink = io.BytesIO()
+        minimise(source, sink, ["period", "travellers"], count_column="travellers", min_cell_size=5,
+                 column_types=types)
+        assert list(csv.reader(io.StringIO(sink.getvalue().decode()))) == [
+            ["period", "travellers"], ["2026-11-01", "12"], ["2026-11-01", "0"], ["2026-11-01", "7"]]
+        sink = io.BytesIO()
+        cut = minimise(source, sink, ["border_point", "travellers"], count_column="travellers", min_cell_size=5,
+                       column_types=types, out_format="parquet")
+        out = pq.read_table(io.BytesIO(sink.getvalue()))
+        assert out.schema == pa.schema([("border_point", pa.string()), ("travellers", pa.int64())])
+        assert out.column("travellers").to_pylist() == [12, 0, 7] and cut.suppressed_count == 3
+
+
+def test_a_count_with_a_fraction_is_refused_naming_the_column_only(tmp_path):
+    import pytest
+
+    src = write_csv(tmp_path / "x.csv", TRAVELLER_FLOWS_COLUMNS, [r[:-1] + ["12.5"] for r in _rows([1])])
+    with pytest.raises(ValueError) as refused:
+        minimise(src, io.BytesIO(), ["travellers"], column_types={"travellers": "integer"})
+    assert "travellers" in str(refused.value) and "12.5" not in str(refused.value)
+
+
+def test_empty_parquet_delivery_holds_the_schema(tmp_path):
+    import pyarrow.parquet as pq
+
+    src = write_csv(tmp_path / "x.csv", TRAVELLER_FLOWS_COLUMNS, [])
+    sink = io.BytesIO()
+    minimise(src, sink, ["period", "travellers"], count_column="travellers", out_format="parquet")
+    table = pq.read_table(io.BytesIO(sink.getvalue()))
+    assert table.num_rows == 0 and [str(t) for t in table.schema.types] == ["string", "int64"]

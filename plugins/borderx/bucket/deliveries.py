@@ -18,7 +18,8 @@ from borderx.bucket.objects import (
     read_capped,
 )
 from borderx.crypto import sshsig
-from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.layout import DATA_FILES
+from borderx.delivery.manifest import MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.errors import BucketObjectError, PublishError
 
 TOMBSTONE_FILE = "tombstone.json"
@@ -111,7 +112,7 @@ def revoke(s3, bucket: str, delivery: Delivery, *, reason: str, signing_key, hub
     signature = sshsig.sign(signing_key, body, TOMBSTONE_NAMESPACE).encode()
     s3.put_object(Bucket=bucket, Key=delivery.prefix + TOMBSTONE_FILE, Body=body, ContentType="application/json")
     s3.put_object(Bucket=bucket, Key=delivery.prefix + TOMBSTONE_FILE + ".sig", Body=signature, ContentType="text/plain")
-    for name in (SIGNATURE_FILE, MANIFEST_FILE, DATA_FILE):
+    for name in (SIGNATURE_FILE, MANIFEST_FILE, *DATA_FILES.values()):
         s3.delete_object(Bucket=bucket, Key=delivery.prefix + name)
     return tombstone
 

@@ -59,7 +59,8 @@ def abort_unfinished_uploads(client, bucket: str, prefix: str) -> int:
 
 
 def publish_delivery(
-    client, target: Target, location: DeliveryLocation, data_path: Path, manifest: bytes, signature: bytes
+    client, target: Target, location: DeliveryLocation, data_path: Path, manifest: bytes, signature: bytes,
+    data_name: str = DATA_FILE,
 ) -> list[str]:
     """Uploads data, manifest, signature, in that order; a rerun after a crash overwrites what an earlier
     attempt left, so the end state is one complete delivery."""
@@ -68,7 +69,7 @@ def publish_delivery(
     common = {"ChecksumAlgorithm": "SHA256"}
     if target.server_side_encryption:
         common["ServerSideEncryption"] = target.server_side_encryption
-    keys = [location.key(DATA_FILE), location.key(MANIFEST_FILE), location.key(SIGNATURE_FILE)]
+    keys = [location.key(data_name), location.key(MANIFEST_FILE), location.key(SIGNATURE_FILE)]
     try:
         abort_unfinished_uploads(client, target.bucket, location.prefix)
         client.upload_file(str(data_path), target.bucket, keys[0], Config=transfer,

@@ -30,9 +30,10 @@ def register(sub) -> None:
                        description=_wrap("Lists the recipient's deliveries in the bucket (deliveries/*/RECIPIENT/...), "
                        "skips those fetched into DIR before, and for each other one: downloads it into a private "
                        "folder inside DIR, checks the hub's signature over manifest.json, that the manifest names this "
-                       "recipient, agreement, dataset and delivery id where it was found, that data.csv.age has "
+                       "recipient, agreement, dataset and delivery id where it was found, that data.csv.age "
+                       "(or data.parquet.age) has "
                        "the manifest's SHA-256, decrypts it with the identity and checks the row count. Only then "
-                       "DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/ appears, holding data.csv (0600), "
+                       "DIR/AGREEMENT/DATASET/YYYY-MM-DD_DELIVERY_ID/ appears, holding data.csv or data.parquet (0600), "
                        "manifest.json and its signature. A refused delivery leaves nothing in DIR and is reported "
                        "with the check it failed: signature, manifest-mismatch, data-hash, decrypt or row-count. "
                        "Exit 1 if any was refused. DIR/.borderx-fetched.json remembers what was fetched, so a delivery "
@@ -86,7 +87,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("decrypt", help="verify one delivery, then decrypt it to a file",
-                       description=_wrap("Verifies one delivery as `borderx verify` does, decrypts data.csv.age with the "
+                       description=_wrap("Verifies one delivery as `borderx verify` does, decrypts data.csv.age "
+                       "(or data.parquet.age) with the "
                        "identity and checks the row count against the manifest; FILE (0600) appears only when all "
                        "of that succeeded. Given a data.csv.age inside a delivery folder, the folder is verified. "
                        "With --no-verify and an .age file, only decrypts (like age -d)."),

@@ -266,6 +266,9 @@ class RecipientTerms(_Model):
         default=False,
         description="encrypt only to the recipient's hybrid ML-KEM-768+X25519 keys (age1pq1...), for data kept for years",
     )
+    format: Literal["csv", "parquet"] = Field(
+        default="csv", description="what the delivery holds: data.csv.age (UTF-8 CSV) or data.parquet.age (Parquet)"
+    )
 
 
 def _one_or_many(schema: dict) -> None:
@@ -320,6 +323,11 @@ class Agreement(_Model):
         return next((r for r in self.recipients if r.agency == agency_id), None)
 
 
+# How a column is written in deliveries: integer (int64; "12" and 12.0 both go out as 12), number (float64), or
+# string (the value as the provider wrote it; codes such as HS codes keep their leading zeros).
+ColumnType = Literal["string", "integer", "number"]
+
+
 class Dataset(_Model):
     id: str = Field(pattern=SLUG)
     title: str = ""
@@ -327,7 +335,23 @@ class Dataset(_Model):
     suite: str = Field(description="expectation suite file, relative to the expectations folder")
     columns: list[str] = Field(min_length=1)
     count_column: str | None = Field(default=None, description="column holding aggregated counts, for small-cell rules")
-    format: Literal["csv"] = "csv"
+    column_types: dict[str, ColumnType] = Field(
+        default={},
+        description="type of each column in deliveries, CSV and Parquet alike; a column not listed is a string, "
+        "but the count column is an integer unless listed otherwise",
+    )
+
+    @model_validator(mode="after")
+    def _typed_columns_exist(self) -> Dataset:
+        unknown = sorted(set(self.column_types) - set(self.columns))
+        if unknown:
+            raise ValueError(f"column_types names columns the dataset does not have: {', '.join(unknown)}")
+        return self
+
+    def type_of(self, column: str) -> str:
+        if column in self.column_types:
+            return self.column_types[column]
+        return "integer" if column == self.count_column else "string"
 
 
 class KeySource(_Model):

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from borderx import __version__
-from borderx.delivery.layout import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.layout import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation, data_file
 
 MANIFEST_VERSION = "1"
 NAMESPACE = "borderx-manifest"
 __all__ = ["DATA_FILE", "MANIFEST_FILE", "SIGNATURE_FILE", "DeliveryLocation", "MANIFEST_VERSION", "NAMESPACE",
-           "build_manifest", "encode"]
+           "build_manifest", "data_file", "encode", "published_file"]
 
 
 def build_manifest(
@@ -32,10 +32,13 @@ def build_manifest(
     airflow: dict[str, Any] | None,
     created_at: str,
     provider_signature: dict[str, Any] | None = None,
+    data_format: str = "csv",
+    arrow_schema: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one delivery. `provider_signature` (namespace, key fingerprint, the provider's SSH
     signature of the source extract) is there only when the provider signed it, so the manifest of an unsigned
-    extract is byte for byte what it always was."""
+    extract is byte for byte what it always was. Likewise `published.arrow_schema` (each column's name and
+    Arrow type, as `pyarrow.parquet.read_schema` gives them) is there only in a Parquet delivery."""
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "delivery_id": location.delivery_id,
@@ -48,10 +51,10 @@ def build_manifest(
         "columns": columns,
         "source": {"sha256": source_sha256, "name": source_name},
         "published": {
-            "key": location.key(DATA_FILE),
+            "key": location.key(data_file(data_format)),
             "sha256": published_sha256,
             "size": published_size,
-            "format": "csv",
+            "format": data_format,
             "encryption": "age-encryption.org/v1",
         },
         "suppressed": suppressed,
@@ -63,7 +66,15 @@ def build_manifest(
     }
     if provider_signature:
         manifest["provider_signature"] = provider_signature
+    if data_format == "parquet":
+        manifest["published"]["arrow_schema"] = arrow_schema
     return manifest
+
+
+def published_file(manifest: dict[str, Any]) -> str:
+    """The name of the data file a manifest describes (data.csv.age, data.parquet.age): the last part of its
+    published.key, which the recipient's checks hold to the delivery's own place."""
+    return str(manifest["published"]["key"]).rpartition("/")[2]
 
 
 def encode(manifest: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from borderx import tables
 from borderx.crypto import age, sshsig
 from borderx.delivery import manifest as mf
 from borderx.delivery.layout import DeliveryLocation
@@ -63,9 +64,23 @@ def encrypt_minimised(source: Path, work: Path, plan: DeliveryPlan) -> Encrypted
         hashing = HashingWriter(raw)
         with age.encrypting_writer(hashing, recipients) as plaintext_sink:
             cut = minimise(
-                source, plaintext_sink, plan.columns, count_column=plan.count_column, min_cell_size=plan.min_cell_size
+                source, plaintext_sink, plan.columns, count_column=plan.count_column, min_cell_size=plan.min_cell_size,
+                column_types=_types(plan), out_format=plan.format,
             )
     return Encrypted(work, cut, hashing.digest.hexdigest(), work.stat().st_size)
+
+
+def _types(plan: DeliveryPlan) -> dict[str, str]:
+    # A plan made before datasets had types (an XCom of an earlier run) still delivers counts as integers.
+    if plan.column_types:
+        return plan.column_types
+    return {plan.count_column: "integer"} if plan.count_column else {}
+
+
+def arrow_schema(plan: DeliveryPlan) -> list[dict[str, str]]:
+    """Each delivered column's name and Arrow type, as the manifest of a Parquet delivery lists them."""
+    schema = tables.arrow_schema(plan.columns, _types(plan))
+    return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
 def suppressed(plan: DeliveryPlan, cut: MinimiseResult) -> dict[str, Any]:
@@ -105,6 +120,8 @@ def sign_manifest(
         airflow=airflow,
         created_at=created_at,
         provider_signature=provider_signature,
+        data_format=plan.format,
+        arrow_schema=arrow_schema(plan) if plan.format == "parquet" else None,
     )
     body = mf.encode(manifest)
     return SignedManifest(body, sshsig.sign(signing_key, body, mf.NAMESPACE).encode())

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from borderx import notices
 from borderx.audit import events as ev
 from borderx.delivery import seal
-from borderx.delivery.layout import DeliveryLocation
+from borderx.delivery.layout import DeliveryLocation, data_file
 from borderx.bucket.publish import ensure_bucket, is_published, publish_delivery
 from borderx.exchange.handoff import (
     Accepted, DeliveryResult, Finished, Gone, Quarantined, Received, SmallCells,
@@ -198,7 +198,7 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
         return result("already-published")
     _check_publishing(rt)
     private_folders(rt.home.work)
-    work = rt.home.work / f"{plan.delivery_id}.csv.age"
+    work = rt.home.work / f"{plan.delivery_id}.{data_file(plan.format)}"
     try:
         check_unchanged(extract)
         encrypted = _encrypt(rt, extract, work, plan)
@@ -219,7 +219,8 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
         )
         rt.trail.record(ev.Signed(**_plan_fields(plan, extract), manifest_sha256=signed.sha256,
                                   hub_key=rt.hub_fingerprint), actor=actor)
-        keys = publish_delivery(rt.s3, rt.target, location, work, signed.body, signed.signature)
+        keys = publish_delivery(rt.s3, rt.target, location, work, signed.body, signed.signature,
+                                data_name=data_file(plan.format))
     finally:
         work.unlink(missing_ok=True)
     rt.trail.record(ev.Published(**_plan_fields(plan, extract), bucket=rt.target.bucket, keys=keys), actor=actor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from borderx.config.models import DeploymentConfig
 
@@ -22,6 +22,9 @@ class DeliveryPlan:
     min_cell_size: int
     count_column: str | None
     age_recipients: list[str]
+    format: str = "csv"  # of the delivery: csv or parquet, as the recipient's terms say
+    # The dataset's type of each column delivered, and of the count column (see Dataset.column_types).
+    column_types: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +92,8 @@ def decide(config: DeploymentConfig, provider: str, dataset: str, source_sha256:
                     min_cell_size=terms.min_cell_size,
                     count_column=ds.count_column,
                     age_recipients=[k.key for k in keys],
+                    format=terms.format,
+                    column_types={c: ds.type_of(c) for c in ds.columns},
                 )
             )
     k = max((t.min_cell_size for t in applicable), default=1)

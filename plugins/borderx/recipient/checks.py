@@ -11,8 +11,10 @@ from typing import Any, Callable, Sequence
 
 from borderx.crypto import age, sshsig
 from borderx.errors import DeliveryRefused
-from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, NAMESPACE, DeliveryLocation
+from borderx.delivery.layout import DATA_FILES, plaintext_name
+from borderx.delivery.manifest import MANIFEST_FILE, NAMESPACE, DeliveryLocation, published_file
 from borderx.bucket.objects import parse_location
+from borderx.recipient.parquet_rows import NotParquetData, ParquetRowCounter
 
 # The checks a delivery can fail, in the order they run; these names are what a refusal reports.
 REVOKED = "revoked"  # the hub's tombstone for this very place stands beside the files
@@ -45,6 +47,19 @@ class Verified:
     def size(self) -> int:
         return self.manifest["published"]["size"]
 
+    @property
+    def data_file(self) -> str:
+        """data.csv.age or data.parquet.age, as the manifest's published.key names it."""
+        return published_file(self.manifest)
+
+    @property
+    def format(self) -> str:
+        return "parquet" if self.data_file == DATA_FILES["parquet"] else "csv"
+
+    @property
+    def plaintext_file(self) -> str:
+        return plaintext_name(self.data_file)
+
 
 def verify_manifest(body: bytes, signature: bytes, keys: Sequence[str], *, location: DeliveryLocation | None = None,
                     recipient: str | None = None) -> Verified:
@@ -74,7 +89,12 @@ def verify_manifest(body: bytes, signature: bytes, keys: Sequence[str], *, locat
     if not (type(rows) is int and rows >= 0 and type(size) is int and size >= 0
             and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha) and isinstance(key, str)):
         raise DeliveryRefused(MANIFEST_MISMATCH, f"{MANIFEST_FILE} has a malformed rows, published.size or published.sha256")
-    own = parse_location(key.rpartition("/")[0]) if key.endswith("/" + DATA_FILE) else None
+    data_file = key.rpartition("/")[2]
+    fmt = published.get("format", "csv")
+    if data_file not in DATA_FILES.values() or DATA_FILES.get(fmt) != data_file:
+        raise DeliveryRefused(MANIFEST_MISMATCH, f"published.key names {data_file!r}, which is not the data file of "
+                                                 f"format {fmt!r}")
+    own = parse_location(key.rpartition("/")[0])
     if own is None or (own.agreement, own.recipient, own.dataset, own.delivery_id) != (
             names["agreement"], names["recipient"], names["dataset"], names["delivery_id"]):
         raise DeliveryRefused(MANIFEST_MISMATCH, f"published.key does not match the manifest's own agreement, "
@@ -85,7 +105,7 @@ def verify_manifest(body: bytes, signature: bytes, keys: Sequence[str], *, locat
             if names[name] != expected:
                 raise DeliveryRefused(MANIFEST_MISMATCH, f"the manifest names {name} {names[name]!r} but was found "
                                                          f"under {location.prefix}")
-        if key != location.key(DATA_FILE):
+        if key != location.key(data_file):
             raise DeliveryRefused(MANIFEST_MISMATCH, f"published.key is {key}, but the delivery is {location.prefix}")
     if recipient is not None and names["recipient"] != recipient:
         raise DeliveryRefused(MANIFEST_MISMATCH, f"the manifest is for {names['recipient']}, not {recipient}")
@@ -106,9 +126,10 @@ def check_data(stream, verified: Verified, on_bytes: Callable[[int], None] | Non
         if on_bytes:
             on_bytes(size)
     if size != verified.size:
-        raise DeliveryRefused(DATA_HASH, f"{DATA_FILE} is {size} bytes, the manifest says {verified.size}")
+        raise DeliveryRefused(DATA_HASH, f"{verified.data_file} is {size} bytes, the manifest says {verified.size}")
     if digest.hexdigest() != verified.sha256:
-        raise DeliveryRefused(DATA_HASH, f"SHA-256 of {DATA_FILE} differs from published.sha256 in the manifest")
+        raise DeliveryRefused(DATA_HASH, f"SHA-256 of {verified.data_file} differs from published.sha256 in the "
+                                         f"manifest")
 
 
 class RecordCounter:
@@ -139,13 +160,14 @@ class RecordCounter:
 
 
 def decrypt_checked(src: Path, dst, identities: Sequence, rows: int | None,
-                    on_bytes: Callable[[int], None] | None = None) -> int:
-    """Decrypts `src` into the open file `dst` chunk by chunk; returns the data rows (header excluded).
+                    on_bytes: Callable[[int], None] | None = None, fmt: str = "csv") -> int:
+    """Decrypts `src` into the open file `dst` chunk by chunk; returns the data rows (a CSV header excluded;
+    of a Parquet file, as its footer counts them).
 
     With `rows` given, a different count raises DeliveryRefused(row-count). The caller owns `dst` and
     must discard it on any error: plaintext is written as each chunk authenticates.
     """
-    counter = RecordCounter()
+    counter = ParquetRowCounter() if fmt == "parquet" else RecordCounter()
     with open(src, "rb", buffering=0) as fh:
         try:
             reader = age.decrypting_reader(fh, identities)
@@ -155,8 +177,11 @@ def decrypt_checked(src: Path, dst, identities: Sequence, rows: int | None,
                 if on_bytes:
                     on_bytes(fh.tell())
         except age.AgeError as exc:
-            raise DeliveryRefused(DECRYPT, f"{DATA_FILE}: {exc}") from None
-    found = max(counter.records - 1, 0)
+            raise DeliveryRefused(DECRYPT, f"{Path(src).name}: {exc}") from None
+    try:
+        found = counter.records if fmt == "parquet" else max(counter.records - 1, 0)
+    except NotParquetData as exc:
+        raise DeliveryRefused(ROW_COUNT, f"the decrypted file: {exc}") from None
     if rows is not None and found != rows:
         raise DeliveryRefused(ROW_COUNT, f"the decrypted file holds {found} rows, the manifest says {rows}")
     return found

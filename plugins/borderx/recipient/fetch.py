@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence, TextIO
 
 from borderx.crypto import sshsig
 from borderx.bucket.deliveries import TOMBSTONE_FILE, read_tombstone
-from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.manifest import MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.errors import BucketObjectError
 from borderx.recipient.checks import DOWNLOAD, MANIFEST_MISMATCH, SIGNATURE, DeliveryRefused
 from borderx.errors import RecipientError
@@ -25,7 +25,7 @@ from borderx.recipient.listing import _scan, local_folder
 from borderx.recipient.progress import Progress, _Quiet
 from borderx.recipient.record import FetchedRecord
 from borderx.recipient.remote import _BUCKET_ERRORS, verify_remote
-from borderx.recipient.staging import TEMP_PREFIX, _decrypt_into, plaintext_name
+from borderx.recipient.staging import TEMP_PREFIX, _decrypt_into
 from borderx.recipient.stopping import Shield
 from borderx.text import printable
 
@@ -91,8 +91,8 @@ def fetch_one(s3, bucket: str, location: DeliveryLocation, identities: Sequence,
         staged = work / "delivery"
         staged.mkdir(mode=0o700)
         verified = verify_remote(s3, bucket, location, keys, recipient=recipient, into=work, progress=progress)
-        rows = _decrypt_into(work / DATA_FILE, staged / plaintext_name(verified), identities, verified.rows, progress,
-                             verified.size)
+        rows = _decrypt_into(work / verified.data_file, staged / verified.plaintext_file, identities, verified.rows,
+                             progress, verified.size, verified.format)
         os.replace(work / MANIFEST_FILE, staged / MANIFEST_FILE)
         os.replace(work / SIGNATURE_FILE, staged / SIGNATURE_FILE)
         for folder in (final.parent.parent, final.parent):

@@ -12,7 +12,7 @@ from s3transfer.exceptions import RetriesExceededError
 from borderx.bucket.deliveries import read_tombstone
 from borderx.bucket.objects import MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, read_capped
 from borderx.crypto import sshsig
-from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
+from borderx.delivery.manifest import MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.errors import BucketObjectError
 from borderx.recipient.checks import (
     DATA_HASH,
@@ -68,6 +68,7 @@ def _not_revoked(s3, bucket: str, location: DeliveryLocation, keys: Sequence[str
 
 
 def _download(s3, bucket: str, key: str, path: Path, on_bytes: Callable[[int], None] | None) -> None:
+    name = key.rpartition("/")[2]
     done = 0
     lock = threading.Lock()
 
@@ -81,7 +82,7 @@ def _download(s3, bucket: str, key: str, path: Path, on_bytes: Callable[[int], N
     try:
         s3.download_file(bucket, key, str(path), Callback=advanced)
     except _BUCKET_ERRORS as exc:
-        raise _refusal(exc, DATA_FILE, DATA_HASH) from None
+        raise _refusal(exc, name, DATA_HASH) from None
 
 
 def verify_remote(s3, bucket: str, location: DeliveryLocation, keys: Sequence[str], *, recipient: str | None = None,
@@ -97,24 +98,25 @@ def verify_remote(s3, bucket: str, location: DeliveryLocation, keys: Sequence[st
     signature = _get_small(s3, bucket, location.key(SIGNATURE_FILE), MAX_SIGNATURE_BYTES, SIGNATURE)
     verified = verify_manifest(body, signature, keys, location=location, recipient=recipient)
     # The published size is signed: a data object of another size is refused before it is downloaded.
+    data_file = verified.data_file
     try:
-        head = s3.head_object(Bucket=bucket, Key=location.key(DATA_FILE))
+        head = s3.head_object(Bucket=bucket, Key=location.key(data_file))
     except _BUCKET_ERRORS as exc:
-        raise _refusal(exc, DATA_FILE, DATA_HASH) from None
+        raise _refusal(exc, data_file, DATA_HASH) from None
     if head["ContentLength"] != verified.size:
-        raise DeliveryRefused(DATA_HASH, f"{DATA_FILE} is {head['ContentLength']} bytes, the manifest says {verified.size}")
+        raise DeliveryRefused(DATA_HASH, f"{data_file} is {head['ContentLength']} bytes, the manifest says {verified.size}")
     if into is None:
         try:
-            stream = s3.get_object(Bucket=bucket, Key=location.key(DATA_FILE))["Body"]
+            stream = s3.get_object(Bucket=bucket, Key=location.key(data_file))["Body"]
             with stream:
                 check_data(stream, verified, lambda n: progress.update("verifying", n, verified.size))
         except _BUCKET_ERRORS as exc:
-            raise _refusal(exc, DATA_FILE, DATA_HASH) from None
+            raise _refusal(exc, data_file, DATA_HASH) from None
         return verified
     _private_file(into / MANIFEST_FILE, body)
     _private_file(into / SIGNATURE_FILE, signature)
-    data = into / DATA_FILE
-    _download(s3, bucket, location.key(DATA_FILE), data, lambda n: progress.update("downloading", n, verified.size))
+    data = into / data_file
+    _download(s3, bucket, location.key(data_file), data, lambda n: progress.update("downloading", n, verified.size))
     with open(data, "rb") as fh:
         check_data(fh, verified, lambda n: progress.update("checking", n, verified.size))
     return verified

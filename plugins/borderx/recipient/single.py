@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from borderx.delivery.layout import DATA_FILES
 from borderx.delivery.manifest import DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE, DeliveryLocation
 from borderx.recipient.checks import DATA_HASH, SIGNATURE, DeliveryRefused, Verified, check_data, verify_manifest
 from borderx.errors import RecipientUsageError
@@ -70,20 +71,24 @@ def resolve_source(given: str, default_bucket: str | None, *, verify: bool = Tru
 
 def verify_local(folder: Path, keys: Sequence[str], *, location: DeliveryLocation | None = None,
                  recipient: str | None = None) -> Verified:
-    paths = {name: folder / name for name in (DATA_FILE, MANIFEST_FILE, SIGNATURE_FILE)}
+    # The manifest names the data file; before it is read, whichever data file is there stands for it.
+    data_name = next((n for n in DATA_FILES.values() if (folder / n).is_file()), DATA_FILE)
+    paths = {name: folder / name for name in (data_name, MANIFEST_FILE, SIGNATURE_FILE)}
     missing = [n for n, p in paths.items() if not p.is_file()]
     if len(missing) == len(paths):
-        raise RecipientUsageError(f"{folder}: not a delivery folder (it holds none of {DATA_FILE}, {MANIFEST_FILE}, "
-                                  f"{SIGNATURE_FILE})")
+        raise RecipientUsageError(f"{folder}: not a delivery folder (it holds none of {DATA_FILE}, "
+                                  f"{DATA_FILES['parquet']}, {MANIFEST_FILE}, {SIGNATURE_FILE})")
     if missing:
-        check = DATA_HASH if missing == [DATA_FILE] else SIGNATURE
+        check = DATA_HASH if missing == [data_name] else SIGNATURE
         raise DeliveryRefused(check, f"{', '.join(missing)} missing in {folder}")
     for name, limit in ((MANIFEST_FILE, MAX_MANIFEST_BYTES), (SIGNATURE_FILE, MAX_SIGNATURE_BYTES)):
         if paths[name].stat().st_size > limit:
             raise DeliveryRefused(SIGNATURE, f"{name} is larger than {limit} bytes")
     verified = verify_manifest(paths[MANIFEST_FILE].read_bytes(), paths[SIGNATURE_FILE].read_bytes(), keys,
                                location=location, recipient=recipient)
-    with open(paths[DATA_FILE], "rb") as fh:
+    if not (folder / verified.data_file).is_file():
+        raise DeliveryRefused(DATA_HASH, f"{verified.data_file} missing in {folder}")
+    with open(folder / verified.data_file, "rb") as fh:
         check_data(fh, verified)
     return verified
 
@@ -122,12 +127,14 @@ def decrypt_source(source: Source | Path, identities: Sequence, out: Path, *, ke
         elif source.remote:
             verified = verify_remote(s3, source.bucket, source.location, keys, recipient=recipient, into=work,
                                      progress=progress)
-            encrypted, total = work / DATA_FILE, verified.size
+            encrypted, total = work / verified.data_file, verified.size
         else:
             verified = verify_local(source.folder, keys, location=source.location, recipient=recipient)
-            encrypted, total = source.folder / DATA_FILE, verified.size
+            encrypted, total = source.folder / verified.data_file, verified.size
         staged = work / PLAINTEXT_FILE
-        rows = _decrypt_into(encrypted, staged, identities, verified.rows if verified else None, progress, total)
+        fmt = verified.format if verified else ("parquet" if encrypted.name.endswith(".parquet.age") else "csv")
+        rows = _decrypt_into(encrypted, staged, identities, verified.rows if verified else None, progress, total,
+                             fmt)
         os.replace(staged, out)
         return (rows if verified else None), verified
     finally:

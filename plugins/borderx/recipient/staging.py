@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -12,13 +11,6 @@ from borderx.recipient.progress import Progress
 
 PLAINTEXT_FILE = "data.csv"
 TEMP_PREFIX = ".borderx-fetch-"
-_PLAINTEXT_NAME = re.compile(r"data\.[a-z0-9]+")
-
-
-def plaintext_name(verified) -> str:
-    """The decrypted file's name: the published file's, signed in the manifest, without .age (data.csv ...)."""
-    name = verified.manifest["published"]["key"].rpartition("/")[2].removesuffix(".age")
-    return name if _PLAINTEXT_NAME.fullmatch(name) else PLAINTEXT_FILE
 
 
 def _private_file(path: Path, data: bytes) -> None:
@@ -28,8 +20,8 @@ def _private_file(path: Path, data: bytes) -> None:
 
 
 def _decrypt_into(src: Path, dst: Path, identities: Sequence, rows: int | None,
-                  progress: Progress, total: int) -> int:
+                  progress: Progress, total: int, fmt: str = "csv") -> int:
     # Owner-only from the first byte: plaintext never exists with wider permissions.
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
-        return decrypt_checked(src, out, identities, rows, lambda n: progress.update("decrypting", n, total))
+        return decrypt_checked(src, out, identities, rows, lambda n: progress.update("decrypting", n, total), fmt)

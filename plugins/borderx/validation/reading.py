@@ -1,4 +1,8 @@
-"""Reading a CSV extract: its header, where its blocks end, and each block parsed as text.
+"""Reading an extract: its header, where its blocks end, and each block parsed as text.
+
+A Parquet extract (borderx.tables) is read row group by row group into the same text batches: its
+schema stands for the header, and its rows are cut into GX batches of about as many rows as
+CHUNK_BYTES of CSV would hold.
 
 Every column is read as text and empty cells as nulls, as a whole-file pandas read gave GX. No
 message from pyarrow is ever passed on (it can quote the data): a read that fails raises
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from borderx import tables
 from borderx.validation.diagnosis import READ_STEP, diagnose
 
 if TYPE_CHECKING:
@@ -64,13 +69,21 @@ class Layout:
     header_end: int
     # A header with no line ending and nothing after it; pyarrow reads that as an empty file.
     header_only: bool
+    format: str = "csv"
+
+
+# Bytes a cell takes as CSV text, about: what turns CHUNK_BYTES into rows of a Parquet extract.
+_TEXT_BYTES_PER_CELL = 8
 
 
 def probe(path: Path) -> Layout:
-    """Read the header line; raise Unreadable for a file that is missing, empty or undecodable."""
+    """Read the header line (a Parquet file's schema); raise Unreadable for a file that is missing, empty or
+    undecodable."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if tables.format_of(path) == "parquet":
+        return _probe_parquet(path)
     text, start, ends = _first_line(path)
     end = min(ends) if ends else len(text)
     header = text[start:end].encode("utf-8")
@@ -87,6 +100,25 @@ def probe(path: Path) -> Layout:
         header_end=len(text[:end].encode("utf-8")) + 1,
         header_only=not ends,
     )
+
+
+def _probe_parquet(path: Path) -> Layout:
+    try:
+        with tables.open_parquet(path) as reader:
+            names = reader.schema_arrow.names
+    except tables.NotParquet as exc:
+        raise Unreadable(str(exc)) from None
+    return Layout(raw_names=names, names=dedup_names(names), header_end=0, header_only=False, format="parquet")
+
+
+def _parquet_chunks(path: Path, layout: Layout, chunk_bytes: int) -> Iterator[list["pyarrow.RecordBatch"]]:
+    rows = max(1, chunk_bytes // (_TEXT_BYTES_PER_CELL * max(1, len(layout.raw_names))))
+    try:
+        for batch in tables.parquet_batches(path, rows):
+            if batch.num_rows:
+                yield [batch]
+    except tables.NotParquet as exc:
+        raise Unreadable(str(exc)) from None
 
 
 def _first_line(path: Path) -> tuple[str, int, list[int]]:
@@ -159,6 +191,9 @@ def batches(
 
     if layout.header_only:
         return
+    if layout.format == "parquet":
+        yield from _parquet_chunks(path, layout, chunk_bytes)
+        return
     block = max(min(chunk_bytes, READ_BLOCK_BYTES), layout.header_end + 1)
     per_chunk = max(1, round(chunk_bytes / block))
     source = None
@@ -227,6 +262,10 @@ def units(path: Path, layout: Layout, chunk_bytes: int) -> Iterator[tuple]:
     row ends, so the rest of the file is parsed here by pyarrow.
     """
     if layout.header_only:
+        return
+    if layout.format == "parquet":
+        for pieces in _parquet_chunks(path, layout, chunk_bytes):
+            yield ("pieces", pieces)
         return
     position = layout.header_end
     try:
