@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from borderx.audit import events as ev
-from borderx.folders import private_folders, replace_private
+from borderx.folders import create_private, private_folders, replace_private
 from borderx.notices.messages import Notice
 from borderx.text import printable
 
@@ -146,7 +147,7 @@ class Outbox:
         if not self.folder.is_dir():
             yield False
             return
-        with open(self.folder / ".lock", "a+b") as lock:
+        with open(create_private(self.folder / ".lock", exclusive=False, flags=os.O_RDWR), "r+b") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
