@@ -7,6 +7,7 @@ setup:
 demo: setup
 	.venv/bin/borderx demo --home demo-home
 
-# Two workers: the end-to-end tests take turns on one (see tests/conftest.py), everything else shares the other.
+# Four workers on two cores: most tests wait on servers and subprocesses. The end-to-end tests run in two lanes
+# (see tests/conftest.py); everything else shares the other workers.
 test: setup
-	.venv/bin/python -m pytest -q -n 2 --dist loadgroup
+	.venv/bin/python -m pytest -q -n 4 --dist loadgroup

@@ -25,13 +25,21 @@ from borderx.exchange import Runtime
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
+# Each lane of end-to-end tests runs on one worker, one test at a time: a lane is a whole deployment at a time
+# (Airflow's components, a Celery pair, a fresh virtual environment), and more than two at once on a two-core
+# machine push each other past their deadlines. The lanes are about equally long, so they end together.
+E2E_LANES = {
+    "test_celery.py": "e2e-1", "test_light_client.py": "e2e-1",
+    "test_airflow_cmd.py": "e2e-2", "test_local_executor.py": "e2e-2", "test_audit_web.py": "e2e-2",
+}
+
+
 def pytest_collection_modifyitems(items):
-    """Under xdist (--dist loadgroup), the end-to-end tests take turns on one worker: each runs a whole Airflow
-    deployment, and two at once on a two-core machine push each other past their deadlines. They go first, so
-    that worker starts on them while the others share out the rest."""
+    """Under xdist (--dist loadgroup), the end-to-end tests go first, in their lanes, so that the workers that
+    take them start on them while the others share out the rest."""
     e2e = [item for item in items if item.path.is_relative_to(E2E)]
     for item in e2e:
-        item.add_marker(pytest.mark.xdist_group("e2e"))
+        item.add_marker(pytest.mark.xdist_group(E2E_LANES.get(item.path.name, "e2e-1")))
     items[:] = e2e + [item for item in items if not item.path.is_relative_to(E2E)]
 
 
