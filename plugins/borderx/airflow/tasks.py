@@ -18,9 +18,10 @@ from airflow.sdk.exceptions import AirflowFailException
 log = logging.getLogger(__name__)
 
 UPLOAD_POOL = "borderx_uploads"
-# Up to this many files and bytes a run exchanges its files in one task: seconds of work in all, less than
-# what starting the mapped stages' tasks costs. More, or larger, files gain from the mapped stages' parallelism.
-ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "3"))
+# Up to this many files and bytes a run exchanges its files in one task: seconds of work in all (small files of
+# a dataset are validated together), less than what starting the mapped stages' tasks costs, a process per file
+# and per delivery. More, or larger, files gain from the mapped stages' parallelism.
+ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "200"))
 ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 20)))
 
 
@@ -122,28 +123,39 @@ def archive(rt, validated: list[dict], delivered: list[dict] | None, actor: dict
 
 
 def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict]:
-    """Every stage of each file in this task, by the spine `borderx run` uses. Returns the files for the
-    mapped stages, whose retries and pool then apply: from the first that met a failure worth retrying on. A
-    permanent failure of one file ends the task once the others are done."""
+    """Every stage of each file in this task, by the spine `borderx run` uses: small files of a dataset taken
+    and validated together, then claimed, delivered and archived one by one. Returns the files for the mapped
+    stages, whose retries and pool then apply: from the first that met a failure worth retrying on (files this
+    run took already are found where it put them). A permanent failure of one file ends the task once the others
+    are done."""
     from borderx.bucket.publish import ensure_bucket
-    from borderx.exchange import Gone, close_segment, exchange_one, handoff
+    from borderx.exchange import Gone, close_segment, handoff
+    from borderx.exchange.spine import groups, prepared
 
     failed: list[str] = []
     touched = False
-    left: list[dict] = []
-    for n, intake_file in enumerate(files):
-        try:
-            if n == 0:
-                classified(ensure_bucket, rt.s3, rt.target.bucket)
-            outcome = classified(exchange_one, rt, handoff.intake_file_from_dict(intake_file), actor)
-            touched |= not isinstance(outcome, Gone)
-        except AirflowFailException as exc:
-            touched = True
-            failed.append(f"{intake_file['name']}: {exc}")
-        except Exception as exc:
-            log.warning("%s: %s; the mapped stages take over from %s", type(exc).__name__, exc, intake_file["name"])
-            left = files[n:]
-            break
+    done = 0  # files[:done] have been through every stage, or failed for good
+    try:
+        if files:
+            classified(ensure_bucket, rt.s3, rt.target.bucket)
+        for group in groups([handoff.intake_file_from_dict(f) for f in files]):
+            try:
+                steps = classified(prepared, rt, group, actor)
+            except AirflowFailException as exc:
+                touched = True
+                failed.append(f"{', '.join(f.name for f in group)}: {exc}")
+                done += len(group)
+                continue
+            for intake_file, rest in steps:
+                try:
+                    touched |= not isinstance(classified(rest), Gone)
+                except AirflowFailException as exc:
+                    touched = True
+                    failed.append(f"{intake_file.name}: {exc}")
+                done += 1
+    except Exception as exc:
+        log.warning("%s: %s; the mapped stages take over from %s", type(exc).__name__, exc, files[done]["name"])
+    left = files[done:]
     if touched and not left:
         # The mapped stages' archive task closes the segment when they take over.
         classified(close_segment, rt)

@@ -29,18 +29,24 @@ def exchange_one(rt: Runtime, intake_file: IntakeFile, actor: dict | None = None
 def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None
                   ) -> list[Exchanged | Quarantined | Gone]:
     """Every stage of each file in turn, as `exchange_one` takes it, except that the files are first taken and
-    hashed, and the small ones of a dataset validated together (`stages.validate_suites`). Each is claimed
-    only when its turn comes, so the trail and ledger read as if the files had been exchanged one by one."""
+    hashed, and the small ones of a dataset validated together (see `prepared`)."""
+    return [rest() for _, rest in prepared(rt, intake_files, actor)]
+
+
+def prepared(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None
+             ) -> list[tuple[IntakeFile, Callable[[], Exchanged | Quarantined | Gone]]]:
+    """The files taken and hashed, the small ones of a dataset validated together (`stages.validate_suites`);
+    each with the rest of its exchange, to call in turn. A file is claimed only when its turn comes, so the
+    trail and ledger read as if the files had been exchanged one by one."""
     taken = [stages.take_and_hash(rt, f, actor) for f in intake_files]
     outcomes = stages.validate_suites(rt, taken)
-    done = []
-    for extract in taken:
+
+    def rest(extract) -> Callable[[], Exchanged | Quarantined | Gone]:
         if not isinstance(extract, Extract):
-            done.append(extract)
-            continue
-        received = stages.claim(rt, extract, actor)
-        done.append(exchange_received(rt, received, actor, outcomes.get(extract.path)))
-    return done
+            return lambda: extract
+        return lambda: exchange_received(rt, stages.claim(rt, extract, actor), actor, outcomes.get(extract.path))
+
+    return [(f, rest(extract)) for f, extract in zip(intake_files, taken)]
 
 
 def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, actor: dict | None = None,
@@ -64,7 +70,7 @@ GROUP_FILES = 64
 GROUP_BYTES = 16 << 20
 
 
-def _groups(found: list[IntakeFile]) -> list[list[IntakeFile]]:
+def groups(found: list[IntakeFile]) -> list[list[IntakeFile]]:
     """The files in the order found, cut into groups of one dataset; a large file is a group of its own."""
     groups: list[list[IntakeFile]] = []
     held = 0
@@ -116,7 +122,7 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
             ensure_bucket(rt.s3, rt.target.bucket)
         summary.files += len(found)
         n = 0
-        for group in _groups(found):
+        for group in groups(found):
             for f in group if on_progress else ():
                 n += 1
                 on_progress(f"[{n}/{len(found)}] {f.agency}/{f.dataset}/{f.name}")
