@@ -69,6 +69,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of each side; the best counts")
     parser.add_argument("--age", default=shutil.which("age") or "/usr/bin/age", help="age CLI, for the floor")
     parser.add_argument("--tmpdir", default=None)
+    parser.add_argument("--profile", action="store_true",
+                        help="also run the command under cProfile and show where the time goes")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="borderx-small-", dir=args.tmpdir))
     bench = Bench(argparse.Namespace(workers=0, warmup=0, repeat=args.repeat), tmp)
@@ -125,6 +127,17 @@ def run(bench: Bench, args, tmp: Path) -> int:
     calls = json.loads(counted.output.split("S3-CALLS ", 1)[1].splitlines()[0])
     bench.empty_bucket()
 
+    shutil.rmtree(home, ignore_errors=True)
+    prof_seconds = None
+    if args.profile:
+        home = fresh_home("home-profile")
+        profile = tmp / "run.prof"
+        code = ("import cProfile, sys; out = sys.argv[1]; sys.argv = ['borderx'] + sys.argv[2:]; "
+                "from borderx.cli import main; cProfile.run('main()', out)")
+        prof_seconds = measure([sys.executable, "-c", code, str(profile), "run", "--once", "--home", str(home),
+                                *s3_args], bench.scratch, bench.env, check=False).seconds
+        bench.empty_bucket()
+
     n, deliveries = args.files, 2 * args.files
     print(f"\n{n} traveller_flows extracts of about {human(args.size)} ({rows:,} rows, {human(total)}), "
           f"2 recipients each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
@@ -136,6 +149,9 @@ def run(bench: Bench, args, tmp: Path) -> int:
           f"{'met' if n / ours.seconds >= 50 else 'NOT met'}")
     print(f"S3 requests of the hub: {sum(calls.values())} in all, {sum(calls.values()) / deliveries:.2f} per "
           f"delivery: " + ", ".join(f"{k} {v}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])))
+    if prof_seconds is not None:
+        print(f"\nthe same run under cProfile: {prof_seconds:.1f} s")
+        bench.print_profile(profile, n, prof_seconds)
     return 0
 
 

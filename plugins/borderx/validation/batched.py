@@ -12,6 +12,7 @@ validate_extract, so one bad file is quarantined alone with the report it would 
 
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ def _passing_run(session, plan: Plan, read: _Read) -> FileRun:
     combined = Combined([key for key, _, _ in unique], bits)
     try:
         combined.absorb(ChunkResult(rows, tallies, hashes))
-        results = _facts_results(session, plan, layout, combined.rows)
+        results = _facts(session, plan, layout, combined.rows)
         for entry in plan.unique:
             results[entry.key] = (combined.unique_result(entry) if entry.key in combined.finders
                                   else not_evaluated(entry))
@@ -187,6 +188,16 @@ def _passing_run(session, plan: Plan, read: _Read) -> FileRun:
     finally:
         combined.close()
     return FileRun(suite_result(plan, results), combined.rows, layout.names)
+
+
+def _facts(session: GxSession, plan: Plan, layout: reading.Layout, rows: int) -> dict[str, Any]:
+    """The table expectations' results, which depend on the columns and the row count alone (GX sees a frame
+    of the file's shape that holds no data): once per shape, a copy for each file."""
+    shape = (plan.chunk_token, tuple(layout.names), rows)
+    known = session.facts.get(shape)
+    if known is None:
+        known = session.remember_facts(shape, _facts_results(session, plan, layout, rows))
+    return copy.deepcopy(known)
 
 
 def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None) -> ValidationOutcome:
