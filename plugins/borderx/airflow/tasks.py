@@ -123,39 +123,41 @@ def archive(rt, validated: list[dict], delivered: list[dict] | None, actor: dict
 
 
 def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict]:
-    """Every stage of each file in this task, by the spine `borderx run` uses: small files of a dataset taken
-    and validated together, then claimed, delivered and archived one by one. Returns the files for the mapped
-    stages, whose retries and pool then apply: from the first that met a failure worth retrying on (files this
-    run took already are found where it put them). A permanent failure of one file ends the task once the others
-    are done."""
+    """Every stage of each file in this task, by the spine `borderx run` uses (`exchange_many`: small files of
+    a dataset validated together, accepted ones delivered on a few threads). Returns the files for the mapped
+    stages, whose retries and pool then apply: those that met a failure worth retrying, and every file after
+    their group (files this run took already are found where it put them). A permanent failure of one file
+    ends the task once the others are done."""
     from borderx.bucket.publish import ensure_bucket
+    from borderx.errors import is_permanent
     from borderx.exchange import Gone, close_segment, handoff
-    from borderx.exchange.spine import groups, prepared
+    from borderx.exchange.spine import exchange_many, groups
 
     failed: list[str] = []
     touched = False
-    done = 0  # files[:done] have been through every stage, or failed for good
+    left: list[dict] = []
+    intake_files = [handoff.intake_file_from_dict(f) for f in files]
+    given = {f.path: d for f, d in zip(intake_files, files)}
     try:
         if files:
             classified(ensure_bucket, rt.s3, rt.target.bucket)
-        for group in groups([handoff.intake_file_from_dict(f) for f in files]):
-            try:
-                steps = classified(prepared, rt, group, actor)
-            except AirflowFailException as exc:
-                touched = True
-                failed.append(f"{', '.join(f.name for f in group)}: {exc}")
-                done += len(group)
-                continue
-            for intake_file, rest in steps:
-                try:
-                    touched |= not isinstance(classified(rest), Gone)
-                except AirflowFailException as exc:
-                    touched = True
-                    failed.append(f"{intake_file.name}: {exc}")
-                done += 1
+    except AirflowFailException:
+        raise
     except Exception as exc:
-        log.warning("%s: %s; the mapped stages take over from %s", type(exc).__name__, exc, files[done]["name"])
-    left = files[done:]
+        log.warning("%s: %s; the mapped stages take every file", type(exc).__name__, exc)
+        return files
+    for group in groups(intake_files):
+        if left:
+            left += [given[f.path] for f in group]
+            continue
+        for intake_file, outcome in zip(group, exchange_many(rt, group, actor)):
+            touched |= not isinstance(outcome, Gone)
+            if isinstance(outcome, Exception) and is_permanent(outcome):
+                failed.append(f"{intake_file.name}: {type(outcome).__name__}: {outcome}")
+            elif isinstance(outcome, Exception):
+                log.warning("%s: %s; the mapped stages take over %s", type(outcome).__name__, outcome,
+                            intake_file.name)
+                left.append(given[intake_file.path])
     if touched and not left:
         # The mapped stages' archive task closes the segment when they take over.
         classified(close_segment, rt)

@@ -7,13 +7,15 @@ these stages; nothing else orchestrates them.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from borderx.bucket.publish import ensure_bucket
 from borderx.exchange import stages
-from borderx.exchange.handoff import Accepted, Exchanged, Gone, Quarantined
+from borderx.exchange.handoff import Accepted, Exchanged, Gone, Quarantined, Received
 from borderx.exchange.runtime import Runtime
 from borderx.intake import Extract, IntakeFile, settling
 
@@ -26,27 +28,48 @@ def exchange_one(rt: Runtime, intake_file: IntakeFile, actor: dict | None = None
     return exchange_received(rt, stages.receive(rt, intake_file, actor), actor)
 
 
-def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None
-                  ) -> list[Exchanged | Quarantined | Gone]:
-    """Every stage of each file in turn, as `exchange_one` takes it, except that the files are first taken and
-    hashed, and the small ones of a dataset validated together (see `prepared`)."""
-    return [rest() for _, rest in prepared(rt, intake_files, actor)]
+def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None, *,
+                  threads: int | None = None) -> list[Exchanged | Quarantined | Gone | Exception]:
+    """Every stage of each file, as `exchange_one` takes it, in three steps: the files are taken and hashed and
+    the small ones of a dataset validated together (`stages.validate_suites`); then each is claimed and checked,
+    in order; then the accepted ones are delivered and archived on `threads` threads (S3 requests and the
+    trail's fsyncs wait, they do not compute). A copy of content earlier in the list is claimed last, once the
+    first is done, and is quarantined as a duplicate, as it would be one by one.
 
-
-def prepared(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None
-             ) -> list[tuple[IntakeFile, Callable[[], Exchanged | Quarantined | Gone]]]:
-    """The files taken and hashed, the small ones of a dataset validated together (`stages.validate_suites`);
-    each with the rest of its exchange, to call in turn. A file is claimed only when its turn comes, so the
-    trail and ledger read as if the files had been exchanged one by one."""
-    taken = [stages.take_and_hash(rt, f, actor) for f in intake_files]
+    Returns each file's outcome, in order, or the exception its exchange raised: one file's failure does not
+    stop the others.
+    """
+    taken = [_caught(stages.take_and_hash, rt, f, actor) for f in intake_files]
     outcomes = stages.validate_suites(rt, taken)
+    done: list = list(taken)
+    seen: set[str] = set()
+    copies = []
+    for n, extract in enumerate(taken):
+        if isinstance(extract, Extract) and extract.sha256 in seen:
+            copies.append(n)
+        elif isinstance(extract, Extract):
+            seen.add(extract.sha256)
+            done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
+    accepted = [n for n, a in enumerate(done) if isinstance(a, Accepted)]
+    with ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
+        for n, result in zip(accepted, pool.map(lambda n: _caught(delivered, rt, done[n], actor), accepted)):
+            done[n] = result
+    for n in copies:
+        done[n] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[n], actor), actor)
+    return done
 
-    def rest(extract) -> Callable[[], Exchanged | Quarantined | Gone]:
-        if not isinstance(extract, Extract):
-            return lambda: extract
-        return lambda: exchange_received(rt, stages.claim(rt, extract, actor), actor, outcomes.get(extract.path))
 
-    return [(f, rest(extract)) for f, extract in zip(intake_files, taken)]
+def _claimed_and_checked(rt: Runtime, extract: Extract, actor: dict | None, outcome) -> Accepted | Quarantined | Gone:
+    return stages.validate(rt, stages.claim(rt, extract, actor), actor, outcome)
+
+
+def _caught(call: Callable, *args):
+    if any(isinstance(a, Exception) for a in args):
+        return next(a for a in args if isinstance(a, Exception))
+    try:
+        return call(*args)
+    except Exception as exc:
+        return exc
 
 
 def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, actor: dict | None = None,
@@ -54,6 +77,12 @@ def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, acto
     accepted = stages.validate(rt, received, actor, outcome)
     if not isinstance(accepted, Accepted):
         return accepted
+    return delivered(rt, accepted, actor)
+
+
+def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exchanged | Quarantined:
+    """Every delivery of an accepted extract, then the extract archived. A file that changed while it was
+    delivered is quarantined, and no delivery after that one is made."""
     results = []
     for plan in accepted.plans:
         result = stages.deliver(rt, accepted, plan, actor)
@@ -68,6 +97,8 @@ def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, acto
 # published soon after it is taken.
 GROUP_FILES = 64
 GROUP_BYTES = 16 << 20
+# Accepted files of a group delivered at once: their time goes to waiting on S3 and on the disk.
+DELIVERY_THREADS = int(os.environ.get("BORDERX_DELIVERY_THREADS", "4"))
 
 
 def groups(found: list[IntakeFile]) -> list[list[IntakeFile]]:
@@ -126,14 +157,21 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
             for f in group if on_progress else ():
                 n += 1
                 on_progress(f"[{n}/{len(found)}] {f.agency}/{f.dataset}/{f.name}")
-            for outcome in exchange_many(rt, group, actor):
-                summary.add(outcome)
+            outcomes = exchange_many(rt, group, actor)
+            for outcome in outcomes:
+                if not isinstance(outcome, Exception):
+                    summary.add(outcome)
+            failed = next((o for o in outcomes if isinstance(o, Exception)), None)
+            if failed is not None:
+                raise failed
         summary.settling = settling(rt.config, rt.home, settle_seconds)
-        if not (wait and summary.settling):
+        if not wait or not (found or summary.settling):
             break
-        if on_progress:
-            on_progress(f"waiting {min(summary.settling):.1f} s for {len(summary.settling)} file(s) to settle")
-        sleep(min(summary.settling))
+        # Waiting: files that settled while this pass worked are found by the next one.
+        if summary.settling:
+            if on_progress:
+                on_progress(f"waiting {min(summary.settling):.1f} s for {len(summary.settling)} file(s) to settle")
+            sleep(min(summary.settling))
     if summary.files:
         stages.close_segment(rt)
     return summary
