@@ -4,6 +4,7 @@ alone, with its own rows, and the good ones pass with their own counts."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,30 @@ def test_each_file_gets_its_own_data_docs_page(tmp_path):
         page = Path(outcome.data_docs)
         assert page.parent == folder and page.is_file()
     assert "SIDEWAYS" not in Path(outcomes[-1].data_docs).read_text(encoding="utf-8")
+
+
+def test_pages_of_passing_files_may_be_written_later_and_failing_ones_are_written_at_once(tmp_path):
+    from borderx.validation.batched import write_page, write_pending_pages
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [_good(folder, day) for day in range(1, 4)]
+    paths.append(_bad(folder, "direction", BAD["direction"]))
+    session = GxSession()
+    outcomes = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
+                              session=session, defer_pages=True)
+    pages = [Path(o.data_docs) for o in outcomes]
+    # The first two passed together; the third stood alone beside the bad one, and alone pages are written.
+    assert [p.exists() for p in pages] == [False, False, True, True]
+    write_page(str(pages[1]), session)
+    assert [p.exists() for p in pages] == [False, True, True, True]
+    write_pending_pages(session)
+    assert all(p.is_file() for p in pages) and not session.pending_pages
+    alone = validate_extract(paths[0], SUITE, session=GxSession(), data_docs_dir=tmp_path / "alone")
+
+    def same_but_times(page: Path) -> str:
+        text = re.sub(r"borderx-validation-\d+", "N", page.read_text(encoding="utf-8"))
+        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
+        return re.sub(r"\d{4}-?\d{2}-?\d{2}[T ][\d:.]+Z?(\+00:00)?", "T", text)
+
+    assert same_but_times(pages[0]) == same_but_times(Path(alone.data_docs))

@@ -39,6 +39,8 @@ def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | Non
     Returns each file's outcome, in order, or the exception its exchange raised: one file's failure does not
     stop the others.
     """
+    from borderx.validation.batched import write_pending_pages
+
     taken = [_caught(stages.take_and_hash, rt, f, actor) for f in intake_files]
     outcomes = stages.validate_suites(rt, taken)
     done: list = list(taken)
@@ -56,6 +58,7 @@ def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | Non
             done[n] = result
     for n in copies:
         done[n] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[n], actor), actor)
+    write_pending_pages()
     return done
 
 
@@ -83,6 +86,10 @@ def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, acto
 def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exchanged | Quarantined:
     """Every delivery of an accepted extract, then the extract archived. A file that changed while it was
     delivered is quarantined, and no delivery after that one is made."""
+    from borderx.validation.batched import write_pending_page
+
+    # A Data Docs page of the group, written while the other threads wait on S3 and the disk.
+    write_pending_page()
     results = []
     for plan in accepted.plans:
         result = stages.deliver(rt, accepted, plan, actor)
