@@ -23,6 +23,9 @@ UPLOAD_POOL = "borderx_uploads"
 # and per delivery. More, or larger, files gain from the mapped stages' parallelism.
 ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "200"))
 ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 20)))
+# Files of a burst validated together in the one-task pass: fewer than `borderx run` takes at once, so that the
+# first of them are published while the others are still validated.
+ONE_TASK_GROUP_FILES = 16
 
 
 def runtime():
@@ -146,7 +149,7 @@ def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict
     except Exception as exc:
         log.warning("%s: %s; the mapped stages take every file", type(exc).__name__, exc)
         return files
-    for group in groups(intake_files):
+    for group in groups(intake_files, ONE_TASK_GROUP_FILES):
         if left:
             left += [given[f.path] for f in group]
             continue

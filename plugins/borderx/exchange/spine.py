@@ -108,13 +108,13 @@ GROUP_BYTES = 16 << 20
 DELIVERY_THREADS = int(os.environ.get("BORDERX_DELIVERY_THREADS", "4"))
 
 
-def groups(found: list[IntakeFile]) -> list[list[IntakeFile]]:
+def groups(found: list[IntakeFile], max_files: int = GROUP_FILES) -> list[list[IntakeFile]]:
     """The files in the order found, cut into groups of one dataset; a large file is a group of its own."""
     groups: list[list[IntakeFile]] = []
     held = 0
     for f in found:
         last = groups[-1] if groups else None
-        if (last is None or len(last) >= GROUP_FILES or held + f.size > GROUP_BYTES
+        if (last is None or len(last) >= max_files or held + f.size > GROUP_BYTES
                 or (last[0].agency, last[0].dataset) != (f.agency, f.dataset)):
             groups.append([])
             held = 0
