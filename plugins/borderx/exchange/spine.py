@@ -2,7 +2,9 @@
 
 receive -> validate (suite, gate, agreements) -> quarantine, or per recipient: deliver (seal, publish)
 -> finish (archive). `borderx run`, the exchange DAG's one-task path and its mapped tasks all go through
-these stages; nothing else orchestrates them.
+these stages; nothing else orchestrates them. Many files at once (`exchange_many`) go through the same stages
+in groups: taken and hashed, small ones validated together, claimed and checked in order, then delivered on a
+few threads.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def _claimed_and_checked(rt: Runtime, extract: Extract, actor: dict | None, outc
 
 
 def _caught(call: Callable, *args):
+    """call(*args), or the exception it raised; an exception among the arguments (an earlier step's) is passed
+    on without calling."""
     if any(isinstance(a, Exception) for a in args):
         return next(a for a in args if isinstance(a, Exception))
     try:
