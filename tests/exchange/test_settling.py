@@ -9,7 +9,10 @@ import time
 from borderx.cli import main
 from borderx.exchange import run_once
 
-from tests.exchange.test_bad_inputs import GOOD
+from borderx.dev.samples import TRAVELLER_FLOWS_COLUMNS
+
+GOOD = (",".join(TRAVELLER_FLOWS_COLUMNS) + "\n2026-11-01,ZA-BEI,ENTRY,ZAF,18-29,F,ROAD,VISITOR,17\n"
+        "2026-11-01,ZA-BEI,EXIT,ZAF,18-29,F,ROAD,VISITOR,23\n").encode()
 
 
 def _fresh(folder, count: int) -> list:
