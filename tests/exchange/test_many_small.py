@@ -54,6 +54,10 @@ def _events(home) -> dict[str, list[tuple]]:
     return by_source
 
 
+def _pages(home) -> list[str]:
+    return sorted(str(p.relative_to(home.root)) for p in home.root.rglob("*.validation.html"))
+
+
 def _one_by_one(rt: Runtime) -> RunSummary:
     rt.prepare()
     rt.record_config_changes()
@@ -94,6 +98,16 @@ def test_small_files_taken_together_end_as_they_would_one_by_one(tmp_path, s3_en
     assert events == _events(singly_home)
     assert len(events) == 19 - 1, "the copy's events are its original's (the same content)"
     assert all(kinds[0][0] == "received" for kinds in events.values())
+    # A copy of content an earlier run took is quarantined unvalidated, as alone: no Data Docs page of its own.
+    for home, run in ((singly_home, lambda: _one_by_one(Runtime.open(singly_home.root, endpoint_url=s3_endpoint,
+                                                                     bucket="singly"))),
+                      (together_home, lambda: run_once(Runtime.open(together_home.root, endpoint_url=s3_endpoint,
+                                                                    bucket="together"), settle_seconds=0))):
+        archived = next(home.archive.rglob("small-03.csv"))
+        shutil.copyfile(archived, home.intake / "ZA-DHA" / "traveller_flows" / "small-03-resent.csv")
+        assert [q["name"] for q in run().quarantined] == ["small-03-resent.csv"]
+    assert _pages(together_home) == _pages(singly_home)
+    assert not any("small-03-resent" in page or "small-99-copy" in page for page in _pages(together_home))
     bad = together_home.quarantine / "ZA-DHA" / "traveller_flows"
     assert sorted(p.name for p in bad.iterdir() if p.name.startswith("small")) == sorted(
         p.name for p in (singly_home.quarantine / "ZA-DHA" / "traveller_flows").iterdir()

@@ -182,14 +182,15 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
 
 def validate_suites(rt: Runtime, taken: list) -> dict[str, Any]:
     """The suite's outcome on each extract of the list (what `take_and_hash` returned), by path; small files of
-    one dataset are validated together (`validation.batched`). A copy of content earlier in the list is left
-    out, as is an extract whose validation raised: `validate` validates those alone if they get that far."""
+    one dataset are validated together (`validation.batched`). A copy of content earlier in the list or in the
+    ledger is left out, as is an extract whose validation raised: `validate` validates those alone if they get
+    that far."""
     from borderx.validation.batched import validate_files
 
     by_dataset: dict[str, list[Extract]] = {}
     seen: set[str] = set()
     for extract in taken:
-        if isinstance(extract, Extract) and extract.sha256 not in seen:
+        if isinstance(extract, Extract) and extract.sha256 not in seen and not _seen_before(rt, extract):
             seen.add(extract.sha256)
             by_dataset.setdefault(extract.dataset, []).append(extract)
     outcomes: dict[str, Any] = {}
@@ -198,6 +199,12 @@ def validate_suites(rt: Runtime, taken: list) -> dict[str, Any]:
                                data_docs_dirs=[_docs_dir(rt, e) for e in extracts], defer_pages=True)
         outcomes.update((e.path, o) for e, o in zip(extracts, found) if o is not None)
     return outcomes
+
+
+def _seen_before(rt: Runtime, extract: Extract) -> bool:
+    """Content the ledger holds as done: `claim` quarantines it as a duplicate, unvalidated, with no page."""
+    earlier = rt.ledger.get(extract.sha256)
+    return bool(earlier) and earlier["outcome"] not in ("received", SIGNATURE_REFUSED)
 
 
 def _docs_dir(rt: Runtime, extract: Extract) -> Path:
