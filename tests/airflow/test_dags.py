@@ -133,8 +133,9 @@ def test_dag_test_runs_one_exchange_per_file_and_recipient(airflow_env, demo_hom
     good = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*.csv")
                   if not any(tag in p.name for tag in ("resent", "_v2", "_draft")))
     bad = sorted(str(p.relative_to(demo_home.root)) for p in demo_home.intake.rglob("*resent.csv"))
+    # The mapped stages, one task per file and per delivery (a run this small would otherwise do it all in one).
     env = {**airflow_env, "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint,
-           "BORDERX_BUCKET": bucket}
+           "BORDERX_BUCKET": bucket, "BORDERX_ONE_TASK_MAX_FILES": "0"}
     done = run_python(
         f"""
         import importlib.util, json

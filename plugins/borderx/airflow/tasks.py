@@ -18,10 +18,14 @@ from airflow.sdk.exceptions import AirflowFailException
 log = logging.getLogger(__name__)
 
 UPLOAD_POOL = "borderx_uploads"
-# Up to this many files and bytes a run exchanges its files in one task: seconds of work in all, less than
-# what starting the mapped stages' tasks costs. More, or larger, files gain from the mapped stages' parallelism.
-ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "3"))
+# Up to this many files and bytes a run exchanges its files in one task: seconds of work in all (small files of
+# a dataset are validated together), less than what starting the mapped stages' tasks costs, a process per file
+# and per delivery. More, or larger, files gain from the mapped stages' parallelism.
+ONE_TASK_MAX_FILES = int(os.environ.get("BORDERX_ONE_TASK_MAX_FILES", "200"))
 ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 20)))
+# Files of a burst validated together in the one-task pass: fewer than `borderx run` takes at once, so that the
+# first of them are published while the others are still validated.
+ONE_TASK_GROUP_FILES = 16
 
 
 def runtime():
@@ -122,28 +126,41 @@ def archive(rt, validated: list[dict], delivered: list[dict] | None, actor: dict
 
 
 def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict]:
-    """Every stage of each file in this task, by the spine `borderx run` uses. Returns the files for the
-    mapped stages, whose retries and pool then apply: from the first that met a failure worth retrying on. A
-    permanent failure of one file ends the task once the others are done."""
+    """Every stage of each file in this task, by the spine `borderx run` uses (`exchange_many`: small files of
+    a dataset validated together, accepted ones delivered on a few threads). Returns the files for the mapped
+    stages, whose retries and pool then apply: those that met a failure worth retrying, and every file after
+    their group (files this run took already are found where it put them). A permanent failure of one file
+    ends the task once the others are done."""
     from borderx.bucket.publish import ensure_bucket
-    from borderx.exchange import Gone, close_segment, exchange_one, handoff
+    from borderx.errors import is_permanent
+    from borderx.exchange import Gone, close_segment, handoff
+    from borderx.exchange.spine import exchange_many, groups
 
     failed: list[str] = []
     touched = False
     left: list[dict] = []
-    for n, intake_file in enumerate(files):
-        try:
-            if n == 0:
-                classified(ensure_bucket, rt.s3, rt.target.bucket)
-            outcome = classified(exchange_one, rt, handoff.intake_file_from_dict(intake_file), actor)
+    intake_files = [handoff.intake_file_from_dict(f) for f in files]
+    given = {f.path: d for f, d in zip(intake_files, files)}
+    try:
+        if files:
+            classified(ensure_bucket, rt.s3, rt.target.bucket)
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        log.warning("%s: %s; the mapped stages take every file", type(exc).__name__, exc)
+        return files
+    for group in groups(intake_files, ONE_TASK_GROUP_FILES):
+        if left:
+            left += [given[f.path] for f in group]
+            continue
+        for intake_file, outcome in zip(group, exchange_many(rt, group, actor)):
             touched |= not isinstance(outcome, Gone)
-        except AirflowFailException as exc:
-            touched = True
-            failed.append(f"{intake_file['name']}: {exc}")
-        except Exception as exc:
-            log.warning("%s: %s; the mapped stages take over from %s", type(exc).__name__, exc, intake_file["name"])
-            left = files[n:]
-            break
+            if isinstance(outcome, Exception) and is_permanent(outcome):
+                failed.append(f"{intake_file.name}: {type(outcome).__name__}: {outcome}")
+            elif isinstance(outcome, Exception):
+                log.warning("%s: %s; the mapped stages take over %s", type(outcome).__name__, outcome,
+                            intake_file.name)
+                left.append(given[intake_file.path])
     if touched and not left:
         # The mapped stages' archive task closes the segment when they take over.
         classified(close_segment, rt)

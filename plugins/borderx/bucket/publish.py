@@ -70,10 +70,18 @@ def publish_delivery(
     if target.server_side_encryption:
         common["ServerSideEncryption"] = target.server_side_encryption
     keys = [location.key(data_name), location.key(MANIFEST_FILE), location.key(SIGNATURE_FILE)]
+    # Data under the multipart threshold goes up in one request, without the transfer manager's threads, and no
+    # attempt of it can have left parts to abort: the listing of unfinished uploads is spared too.
+    in_one = data_path.stat().st_size < target.multipart_threshold
     try:
-        abort_unfinished_uploads(client, target.bucket, location.prefix)
-        client.upload_file(str(data_path), target.bucket, keys[0], Config=transfer,
-                           ExtraArgs={**common, "ContentType": "application/octet-stream"})
+        if in_one:
+            with open(data_path, "rb") as body:
+                client.put_object(Bucket=target.bucket, Key=keys[0], Body=body,
+                                  ContentType="application/octet-stream", **common)
+        else:
+            abort_unfinished_uploads(client, target.bucket, location.prefix)
+            client.upload_file(str(data_path), target.bucket, keys[0], Config=transfer,
+                               ExtraArgs={**common, "ContentType": "application/octet-stream"})
         client.put_object(Bucket=target.bucket, Key=keys[1], Body=manifest, ContentType="application/json", **common)
         client.put_object(Bucket=target.bucket, Key=keys[2], Body=signature, ContentType="text/plain", **common)
     except (ClientError, BotoCoreError, S3UploadFailedError) as exc:

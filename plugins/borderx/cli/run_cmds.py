@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
     p.add_argument("--settle", type=float, metavar="SECONDS",
                    help="a file must be unchanged this long to count as complete (default: settings)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for files still within their settle time, and process them too")
     p.set_defaults(func=cmd_run)
     _needs(p, "hub")
 
@@ -36,7 +38,7 @@ def cmd_run(args) -> int:
     from borderx.cli.summary import print_run_summary
 
     rt = Runtime.open(args.home, endpoint_url=args.s3_endpoint, bucket=args.bucket)
-    summary = run_once(rt, settle_seconds=args.settle, on_progress=lambda line: print(printable(line), file=sys.stderr))
+    summary = run_once(rt, settle_seconds=args.settle, wait=args.wait, on_progress=lambda line: print(printable(line), file=sys.stderr))
     print_run_summary(rt, summary)
     return EXIT_OK if summary.ok else EXIT_FAILED
 

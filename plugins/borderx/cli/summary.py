@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from borderx.exchange import RunSummary, Runtime
 from borderx.text import printable
 
@@ -12,6 +14,9 @@ def print_run_summary(rt: Runtime, summary: RunSummary, out=None) -> None:
     out = out or sys.stdout
     w = lambda line="": print(printable(line), file=out)  # noqa: E731
     w(f"{summary.files} file(s) found in {rt.home.intake}")
+    if summary.settling:
+        w(f"{len(summary.settling)} file(s) still being written or within their settle time, complete in "
+          f"{math.ceil(min(summary.settling))} to {math.ceil(max(summary.settling))} s; `borderx run --once --wait` waits for them")
     w(f"published: {len(summary.published)} delivery(ies) to s3://{rt.target.bucket}"
       + (f" at {rt.target.endpoint_url}" if rt.target.endpoint_url else ""))
     for d in summary.published:

@@ -2,20 +2,25 @@
 
 receive -> validate (suite, gate, agreements) -> quarantine, or per recipient: deliver (seal, publish)
 -> finish (archive). `borderx run`, the exchange DAG's one-task path and its mapped tasks all go through
-these stages; nothing else orchestrates them.
+these stages; nothing else orchestrates them. Many files at once (`exchange_many`) go through the same stages
+in groups: taken and hashed, small ones validated together, claimed and checked in order, then delivered on a
+few threads.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 from borderx import notices
 from borderx.bucket.publish import ensure_bucket
 from borderx.exchange import stages
-from borderx.exchange.handoff import Accepted, Exchanged, Gone, Quarantined
+from borderx.exchange.handoff import Accepted, Exchanged, Gone, Quarantined, Received
 from borderx.exchange.runtime import Runtime
-from borderx.intake import IntakeFile
+from borderx.intake import Extract, IntakeFile, settling
 
 CLI_ACTOR = {"hub": True, "via": "borderx run"}
 
@@ -23,9 +28,73 @@ CLI_ACTOR = {"hub": True, "via": "borderx run"}
 def exchange_one(rt: Runtime, intake_file: IntakeFile, actor: dict | None = None) -> Exchanged | Quarantined | Gone:
     """Every stage of one intake file in turn. A file that changed while it was delivered is quarantined, and
     no delivery after that one is made. The bucket must exist (`ensure_bucket`)."""
-    accepted = stages.validate(rt, stages.receive(rt, intake_file, actor), actor)
+    return exchange_received(rt, stages.receive(rt, intake_file, actor), actor)
+
+
+def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | None = None, *,
+                  threads: int | None = None) -> list[Exchanged | Quarantined | Gone | Exception]:
+    """Every stage of each file, as `exchange_one` takes it, in three steps: the files are taken and hashed and
+    the small ones of a dataset validated together (`stages.validate_suites`); then each is claimed and checked,
+    in order; then the accepted ones are delivered and archived on `threads` threads (S3 requests and the
+    trail's fsyncs wait, they do not compute). A copy of content earlier in the list is claimed last, once the
+    first is done, and is quarantined as a duplicate, as it would be one by one.
+
+    Returns each file's outcome, in order, or the exception its exchange raised: one file's failure does not
+    stop the others.
+    """
+    from borderx.validation.batched import write_pending_pages
+
+    taken = [_caught(stages.take_and_hash, rt, f, actor) for f in intake_files]
+    outcomes = stages.validate_suites(rt, taken)
+    done: list = list(taken)
+    seen: set[str] = set()
+    copies = []
+    for n, extract in enumerate(taken):
+        if isinstance(extract, Extract) and extract.sha256 in seen:
+            copies.append(n)
+        elif isinstance(extract, Extract):
+            seen.add(extract.sha256)
+            done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
+    accepted = [n for n, a in enumerate(done) if isinstance(a, Accepted)]
+    with ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
+        for n, result in zip(accepted, pool.map(lambda n: _caught(delivered, rt, done[n], actor), accepted)):
+            done[n] = result
+    for n in copies:
+        done[n] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[n], actor), actor)
+    write_pending_pages()
+    return done
+
+
+def _claimed_and_checked(rt: Runtime, extract: Extract, actor: dict | None, outcome) -> Accepted | Quarantined | Gone:
+    return stages.validate(rt, stages.claim(rt, extract, actor), actor, outcome)
+
+
+def _caught(call: Callable, *args):
+    """call(*args), or the exception it raised; an exception among the arguments (an earlier step's) is passed
+    on without calling."""
+    if any(isinstance(a, Exception) for a in args):
+        return next(a for a in args if isinstance(a, Exception))
+    try:
+        return call(*args)
+    except Exception as exc:
+        return exc
+
+
+def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, actor: dict | None = None,
+                      outcome=None) -> Exchanged | Quarantined | Gone:
+    accepted = stages.validate(rt, received, actor, outcome)
     if not isinstance(accepted, Accepted):
         return accepted
+    return delivered(rt, accepted, actor)
+
+
+def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exchanged | Quarantined:
+    """Every delivery of an accepted extract, then the extract archived. A file that changed while it was
+    delivered is quarantined, and no delivery after that one is made."""
+    from borderx.validation.batched import write_pending_page
+
+    # A Data Docs page of the group, written while the other threads wait on S3 and the disk.
+    write_pending_page()
     results = []
     for plan in accepted.plans:
         result = stages.deliver(rt, accepted, plan, actor)
@@ -34,6 +103,29 @@ def exchange_one(rt: Runtime, intake_file: IntakeFile, actor: dict | None = None
         results.append(result)
     stages.finish(rt, accepted, results, actor)
     return Exchanged(accepted, tuple(results))
+
+
+# Small files taken and validated together: enough to share GX's fixed cost, few enough that a file is
+# published soon after it is taken.
+GROUP_FILES = 64
+GROUP_BYTES = 16 << 20
+# Accepted files of a group delivered at once: their time goes to waiting on S3 and on the disk.
+DELIVERY_THREADS = int(os.environ.get("BORDERX_DELIVERY_THREADS", "4"))
+
+
+def groups(found: list[IntakeFile], max_files: int = GROUP_FILES) -> list[list[IntakeFile]]:
+    """The files in the order found, cut into groups of one dataset; a large file is a group of its own."""
+    groups: list[list[IntakeFile]] = []
+    held = 0
+    for f in found:
+        last = groups[-1] if groups else None
+        if (last is None or len(last) >= max_files or held + f.size > GROUP_BYTES
+                or (last[0].agency, last[0].dataset) != (f.agency, f.dataset)):
+            groups.append([])
+            held = 0
+        groups[-1].append(f)
+        held += f.size
+    return groups
 
 
 @dataclass
@@ -45,6 +137,8 @@ class RunSummary:
     quarantined: list[dict] = field(default_factory=list)
     files: int = 0
     notices: dict = field(default_factory=dict)
+    # Seconds until each file still within its settle time counts as complete.
+    settling: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,21 +152,41 @@ class RunSummary:
 
 
 def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | None = None,
-             on_progress: Callable[[str], None] | None = None) -> RunSummary:
+             on_progress: Callable[[str], None] | None = None, wait: bool = False,
+             sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+    """One pass over the intake folders. Files still within their settle time are counted in the summary
+    (`settling`); with `wait`, the pass waits for them and takes them too, until none is left waiting."""
     actor = actor or CLI_ACTOR
     rt.prepare()
     rt.record_config_changes()
     summary = RunSummary()
     try:
-        found = stages.discover(rt, settle_seconds)
-        summary.files = len(found)
-        if found:
-            ensure_bucket(rt.s3, rt.target.bucket)
-        for n, intake_file in enumerate(found, start=1):
-            if on_progress:
-                on_progress(f"[{n}/{len(found)}] {intake_file.agency}/{intake_file.dataset}/{intake_file.name}")
-            summary.add(exchange_one(rt, intake_file, actor))
-        if found:
+        while True:
+            found = stages.discover(rt, settle_seconds)
+            if found and not summary.files:
+                ensure_bucket(rt.s3, rt.target.bucket)
+            summary.files += len(found)
+            n = 0
+            for group in groups(found):
+                for f in group if on_progress else ():
+                    n += 1
+                    on_progress(f"[{n}/{len(found)}] {f.agency}/{f.dataset}/{f.name}")
+                outcomes = exchange_many(rt, group, actor)
+                for outcome in outcomes:
+                    if not isinstance(outcome, Exception):
+                        summary.add(outcome)
+                failed = next((o for o in outcomes if isinstance(o, Exception)), None)
+                if failed is not None:
+                    raise failed
+            summary.settling = settling(rt.config, rt.home, settle_seconds)
+            if not wait or not (found or summary.settling):
+                break
+            # Waiting: files that settled while this pass worked are found by the next one.
+            if summary.settling:
+                if on_progress:
+                    on_progress(f"waiting {min(summary.settling):.1f} s for {len(summary.settling)} file(s) to settle")
+                sleep(min(summary.settling))
+        if summary.files:
             stages.close_segment(rt)
     except Exception as exc:
         notices.run_failed(rt, actor.get("via", "borderx run"), exc)

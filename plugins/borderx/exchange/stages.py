@@ -76,6 +76,12 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
     The file is first moved aside for this run (or process) alone, so a run that reaches for the same file
     at the same time finds it gone and leaves it be; the later stages find it through the extract's path.
     """
+    taken = take_and_hash(rt, f, actor)
+    return claim(rt, taken, actor) if isinstance(taken, Extract) else taken
+
+
+def take_and_hash(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Extract | Quarantined | Gone:
+    """The first half of `receive`: the file moved aside for this run and hashed, not yet claimed."""
     folder = rt.home.intake_folder(f.agency, f.dataset, rt.config.agencies[f.agency].intake.folder)
     path = take(Path(f.path), folder, Owner.for_actor(actor), f.size, root=rt.home.root)
     if path is None:
@@ -91,7 +97,11 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
             log.warning("%s", exc)
             return Gone(f.name)
         return _quarantine_unread(rt, f, path, Reason(exc.rule, str(exc)), None, actor)
-    extract = Extract(f.agency, f.dataset, str(path), f.name, fingerprint[1], digest, stamp(rt.clock()), fingerprint)
+    return Extract(f.agency, f.dataset, str(path), f.name, fingerprint[1], digest, stamp(rt.clock()), fingerprint)
+
+
+def claim(rt: Runtime, extract: Extract, actor: dict | None = None) -> Received | Quarantined:
+    """The second half of `receive`: the content claimed in the ledger, or quarantined as a duplicate."""
     earlier = rt.ledger.claim(extract)
     if earlier and earlier["outcome"] == SIGNATURE_REFUSED:
         # Refused only for its signature: the same bytes may come again, signed as they should be.
@@ -99,7 +109,7 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
     elif earlier and earlier["outcome"] != "received":
         # The reason reaches the provider in its receipt: another agency's file name is not the provider's to
         # read, so only a copy of its own is named (the operator finds the other by its hash in the trail).
-        first = (f"as {earlier['name']} ({earlier['outcome']})" if earlier["agency"] == f.agency
+        first = (f"as {earlier['name']} ({earlier['outcome']})" if earlier["agency"] == extract.agency
                  else "from another agency")
         reason = Reason("duplicate", f"the same content was received on {earlier['received_at'][:19]} {first}")
         return _quarantine(rt, extract, [reason], None, actor)
@@ -110,10 +120,11 @@ def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received |
 
 
 def validate(rt: Runtime, received: Received | Quarantined | Gone,
-             actor: dict | None = None) -> Accepted | Quarantined | Gone:
+             actor: dict | None = None, outcome: Any = None) -> Accepted | Quarantined | Gone:
     """Runs the dataset's suite and the agreements' rules; returns the deliveries to make, or quarantines.
 
-    Anything but a received extract passes through unchanged.
+    Anything but a received extract passes through unchanged. `outcome`: the suite's outcome on this
+    extract when `validate_suites` already has it.
     """
     from borderx.validation import validate_extract
 
@@ -121,8 +132,8 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
         return received
     extract = received.extract
     path = Path(extract.path)
-    docs_dir = rt.home.datadocs / extract.agency / extract.dataset / extract.sha256[:12]
-    outcome = validate_extract(path, rt.config.suite_path(extract.dataset), data_docs_dir=docs_dir)
+    if outcome is None:
+        outcome = validate_extract(path, rt.config.suite_path(extract.dataset), data_docs_dir=_docs_dir(rt, extract))
     reasons: list[Reason] = []
     if outcome.error:
         reasons.append(Reason("unreadable", outcome.error))
@@ -168,6 +179,37 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
     if reasons:
         return _quarantine(rt, extract, reasons, outcome.to_dict(), actor, verdict)
     return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict())
+
+
+def validate_suites(rt: Runtime, taken: list) -> dict[str, Any]:
+    """The suite's outcome on each extract of the list (what `take_and_hash` returned), by path; small files of
+    one dataset are validated together (`validation.batched`). A copy of content earlier in the list or in the
+    ledger is left out, as is an extract whose validation raised: `validate` validates those alone if they get
+    that far."""
+    from borderx.validation.batched import validate_files
+
+    by_dataset: dict[str, list[Extract]] = {}
+    seen: set[str] = set()
+    for extract in taken:
+        if isinstance(extract, Extract) and extract.sha256 not in seen and not _seen_before(rt, extract):
+            seen.add(extract.sha256)
+            by_dataset.setdefault(extract.dataset, []).append(extract)
+    outcomes: dict[str, Any] = {}
+    for dataset, extracts in by_dataset.items():
+        found = validate_files([Path(e.path) for e in extracts], rt.config.suite_path(dataset),
+                               data_docs_dirs=[_docs_dir(rt, e) for e in extracts], defer_pages=True)
+        outcomes.update((e.path, o) for e, o in zip(extracts, found) if o is not None)
+    return outcomes
+
+
+def _seen_before(rt: Runtime, extract: Extract) -> bool:
+    """Content the ledger holds as done: `claim` quarantines it as a duplicate, unvalidated, with no page."""
+    earlier = rt.ledger.get(extract.sha256)
+    return bool(earlier) and earlier["outcome"] not in ("received", SIGNATURE_REFUSED)
+
+
+def _docs_dir(rt: Runtime, extract: Extract) -> Path:
+    return rt.home.datadocs / extract.agency / extract.dataset / extract.sha256[:12]
 
 
 def deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | None = None) -> DeliveryResult:
@@ -299,6 +341,10 @@ def _check_publishing(rt: Runtime) -> None:
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None,
                 actor: dict | None, verdict: signatures.Verdict | None = None) -> Quarantined:
+    from borderx.validation.batched import write_page
+
+    # The page goes with the file: one left to write later is written now.
+    write_page((validation or {}).get("data_docs"))
     where = quarantine(
         rt.home, source=Path(extract.path), agency=extract.agency, dataset=extract.dataset, sha256=extract.sha256,
         reasons=reasons, validation=validation, now=rt.clock(),

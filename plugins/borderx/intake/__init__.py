@@ -21,7 +21,7 @@ from borderx.intake.entries import (
 )
 from borderx.intake.finding import (
     IntakeFile, candidate_files, intake_file_for, intake_file_from_event, is_candidate_name, is_complete,
-    provided_datasets, scan,
+    provided_datasets, scan, settling,
 )
 from borderx.intake.ledger import Ledger
 from borderx.intake.origin import ForeignCodes, foreign_codes
@@ -31,5 +31,5 @@ __all__ = [
     "HASH_BLOCK", "INFLIGHT_DIR", "LIVE_RUN_STATES", "ChangedWhileRead", "Extract", "ForeignCodes", "IntakeFile",
     "Ledger", "Owner", "UnsafeEntry", "adoptable", "candidate_files", "check_entry", "check_unchanged",
     "fingerprint", "foreign_codes", "hash_taken", "intake_file_for", "intake_file_from_event", "is_candidate_name",
-    "is_complete", "provided_datasets", "scan", "sha256_file", "take",
+    "is_complete", "provided_datasets", "scan", "settling", "sha256_file", "take",
 ]

@@ -112,10 +112,35 @@ def scan(config: DeploymentConfig, home: Home, settle_seconds: float | None = No
     Entries that are not folders are found whatever they are (links, pipes), so that they can be quarantined.
     A linked agency or dataset folder is refused: logged and recorded once (`refusals`), never walked.
     """
+    settle = _settle(config, settle_seconds)
+    return [IntakeFile(agency_id, dataset_id, str(folder / name), name, st.st_size)
+            for agency_id, dataset_id, folder, name, st, stats in _extract_entries(config, home)
+            if settled(st, settle) and _signature_settled(stats, name, settle)]
+
+
+def settling(config: DeploymentConfig, home: Home, settle_seconds: float | None = None, *,
+             now: float | None = None) -> list[float]:
+    """Seconds until each extract that `scan` leaves out for now counts as complete: a file (or its signature)
+    changed within the settle time, still being written, or only just written."""
+    settle = _settle(config, settle_seconds)
+    now = time.time() if now is None else now
+    waits = []
+    for *_, name, st, stats in _extract_entries(config, home):
+        sig = stats.get(name + SIGNATURE_SUFFIX)
+        newest = max(st.st_mtime, sig.st_mtime if sig is not None else st.st_mtime)
+        if not stat.S_ISDIR(st.st_mode) and now - newest < settle:
+            waits.append(settle - (now - newest))
+    return waits
+
+
+def _settle(config: DeploymentConfig, settle_seconds: float | None) -> float:
+    return config.settings.intake.settle_seconds if settle_seconds is None else settle_seconds
+
+
+def _extract_entries(config: DeploymentConfig, home: Home):
+    """(agency, dataset, folder, name, stat, the folder's stats by name) of every entry named as an extract."""
     from borderx.intake.refusals import refuse_linked_folder
 
-    settle = config.settings.intake.settle_seconds if settle_seconds is None else settle_seconds
-    found: list[IntakeFile] = []
     for agency_id, dataset_id, folder in intake_folders(config, home):
         try:
             waiting = listed(folder, home.root)
@@ -124,9 +149,8 @@ def scan(config: DeploymentConfig, home: Home, settle_seconds: float | None = No
             continue
         stats = dict(waiting)
         for name, st in waiting:
-            if is_extract_name(name) and settled(st, settle) and _signature_settled(stats, name, settle):
-                found.append(IntakeFile(agency_id, dataset_id, str(folder / name), name, st.st_size))
-    return found
+            if is_extract_name(name):
+                yield agency_id, dataset_id, folder, name, st, stats
 
 
 def _signature_settled(stats: dict[str, os.stat_result], name: str, settle: float) -> bool:

@@ -24,6 +24,10 @@ How a file of any size is validated (extract.validate_extract):
   quote character before it in the block); each worker reads and parses its block itself, and
   this process combines what they return, in file order. From a block holding a quote
   character on, this process parses the rest with pyarrow and hands the workers parsed rows.
+- Many small files of one suite (batched.validate_files, which `borderx run` and the exchange DAG's
+  one-task pass use): their rows are one GX batch, asked for verdicts only; a passing verdict holds
+  for each file, whose counts are its own, and a failing batch is halved until its bad files stand
+  alone and are validated by validate_extract, so every file gets the outcome it would get alone.
 - A suite with expectations that cannot be combined across blocks (column aggregates such as a
   mean or a distinct-value set, ordered checks such as increasing values) is validated by GX on
   the whole file as one batch, in memory (suite.py plans which expectation runs where).

@@ -49,25 +49,39 @@ def render_data_docs(
     from CDNs. It is named "<name>.validation.html", name defaulting to the suite's.
     """
     session = session or process_session()
+    return page_of(result, out_dir, name=name, known_columns=known_columns, session=session).write(session)
+
+
+class Page:
+    """A Data Docs page to write: its place and the value-free result it shows, fixed when it is made."""
+
+    def __init__(self, path: Path, safe: Any):
+        self.path = path
+        self.safe = safe
+
+    def write(self, session: GxSession) -> Path:
+        with session.render_lock:
+            renderer, view = session.renderers()
+            document = renderer.render(self.safe)
+            html = view.render(document, show_how_to_buttons=False)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.part")
+        try:
+            partial.write_text(html, encoding="utf-8")
+            os.replace(partial, self.path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return self.path
+
+
+def page_of(result: Any, out_dir: Path, *, name: str | None = None, known_columns: set[str] | None = None,
+            session: GxSession) -> Page:
+    """The page render_data_docs writes, not yet rendered: its name and run name are given now."""
     if known_columns is None:
         known_columns = _columns_named_in_results(result)
     stem = safe_name(name or result.suite_name)
     safe = value_free_copy(result, known_columns, run_name=session.next_run_name(), asset=stem)
-
-    renderer, view = session.renderers()
-    document = renderer.render(safe)
-    html = view.render(document, show_how_to_buttons=False)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    page = out_dir / f"{stem}.validation.html"
-    partial = page.with_name(f".{page.name}.{uuid.uuid4().hex}.part")
-    try:
-        partial.write_text(html, encoding="utf-8")
-        os.replace(partial, page)
-    finally:
-        partial.unlink(missing_ok=True)
-    return page
+    return Page(Path(out_dir) / f"{stem}.validation.html", safe)
 
 
 # The page's name, and its temporary one, must fit a file name whatever the extract's name.

@@ -66,6 +66,17 @@ def run_gx(session: "GxSession", df: "pandas.DataFrame", suite) -> Any:
     return outcome
 
 
+def all_pass(session: "GxSession", df: "pandas.DataFrame", suite) -> bool:
+    """Whether every expectation of the suite passes on df, asked of GX as verdicts only."""
+    with session.lock:
+        batch = session.batch_of(df)
+        try:
+            outcome = batch.validate(suite, result_format=VERDICT_FORMAT)
+        finally:
+            release(batch)
+    return all(evr.success for evr in outcome.results)
+
+
 def release(batch) -> None:
     # The execution engine keeps the batch's frame until another replaces it; a worker holding a
     # block it has finished with would double its memory.

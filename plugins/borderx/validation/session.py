@@ -28,6 +28,7 @@ _SUITE_FILES_KEPT = 16
 _PLANS_KEPT = 32
 _SUBSETS_KEPT = 64
 _REBUILT_KEPT = 8
+_FACTS_KEPT = 256
 
 
 def _remember(cache: dict, limit: int, key: Any, value: Any) -> Any:
@@ -53,7 +54,13 @@ class GxSession:
         self._subsets: dict[tuple, Any] = {}
         # Batch suites rebuilt from a plan's JSON, in workers.
         self._rebuilt: dict[str, Any] = {}
+        # Results of a suite's table expectations by (plan token, columns, rows): see batched._facts.
+        self.facts: dict[tuple, dict] = {}
         self._renderers: tuple[Any, Any] | None = None
+        # Held while a page renders: pages may be written from the threads that deliver.
+        self.render_lock = threading.Lock()
+        # Data Docs pages of passing files, named in their outcome, not yet written (see batched.py).
+        self.pending_pages: dict[str, Any] = {}
         self._pages = itertools.count(1)
         # Set once worker processes could not be started here (a daemonic process, such as a
         # Celery prefork worker, may not have children): every later file is validated here.
@@ -113,6 +120,9 @@ class GxSession:
             configs = [ExpectationConfiguration(**d) for d in spec]
             suite = _remember(self._rebuilt, _REBUILT_KEPT, token, new_suite(name, configs))
         return suite
+
+    def remember_facts(self, shape: tuple, results: dict) -> dict:
+        return _remember(self.facts, _FACTS_KEPT, shape, results)
 
     # -- GX itself; callers hold self.lock
 
