@@ -34,6 +34,7 @@ E2E_LANES = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the marks
 def pytest_collection_modifyitems(items):
     """Under xdist (--dist loadgroup), the end-to-end tests go first, in their lanes, so that the workers that
     take them start on them while the others share out the rest."""
@@ -41,6 +42,15 @@ def pytest_collection_modifyitems(items):
     for item in e2e:
         item.add_marker(pytest.mark.xdist_group(E2E_LANES.get(item.path.name, "e2e-1")))
     items[:] = e2e + [item for item in items if not item.path.is_relative_to(E2E)]
+
+
+def pytest_collection_finish(session):
+    """xdist puts a test in its group by renaming it TEST@GROUP; a pytest it does not know how to rename would
+    spread the lanes over every worker, several deployments at once, without a word."""
+    if getattr(session.config.option, "loadgroup", False):  # set on xdist's workers only
+        strays = [item.nodeid for item in session.items if item.path.is_relative_to(E2E) and "@e2e-" not in item.nodeid]
+        if strays:
+            raise pytest.UsageError(f"end-to-end tests outside their lanes (pytest and pytest-xdist disagree): {strays[:3]}")
 
 
 @pytest.fixture(scope="session")
