@@ -43,25 +43,37 @@ def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | Non
     stop the others.
     """
     from borderx.validation.batched import write_pending_pages
+    from borderx.validation.page_writer import PageWriter
 
     taken = [_caught(stages.take_and_hash, rt, f, actor) for f in intake_files]
     outcomes = stages.validate_suites(rt, taken)
+    with PageWriter() as pages:
+        # The Data Docs pages of passing files are rendered by another process while these are delivered.
+        pages.hand_over()
+        done = _claimed_checked_delivered(rt, taken, outcomes, actor, threads)
+    write_pending_pages()
+    return done
+
+
+def _claimed_checked_delivered(rt: Runtime, taken: list, outcomes: dict, actor: dict | None,
+                               threads: int | None) -> list:
     done: list = list(taken)
     seen: set[str] = set()
     copies = []
-    for n, extract in enumerate(taken):
-        if isinstance(extract, Extract) and extract.sha256 in seen:
-            copies.append(n)
-        elif isinstance(extract, Extract):
-            seen.add(extract.sha256)
-            done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
+    # The group's Received and Validated events reach the disk together, before any delivery of them.
+    with rt.trail.grouped():
+        for n, extract in enumerate(taken):
+            if isinstance(extract, Extract) and extract.sha256 in seen:
+                copies.append(n)
+            elif isinstance(extract, Extract):
+                seen.add(extract.sha256)
+                done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
     accepted = [n for n, a in enumerate(done) if isinstance(a, Accepted)]
     with ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
         for n, result in zip(accepted, pool.map(lambda n: _caught(delivered, rt, done[n], actor), accepted)):
             done[n] = result
     for n in copies:
         done[n] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[n], actor), actor)
-    write_pending_pages()
     return done
 
 
@@ -95,13 +107,16 @@ def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exc
 
     # A Data Docs page of the group, written while the other threads wait on S3 and the disk.
     write_pending_page()
-    results = []
-    for plan in accepted.plans:
-        result = stages.deliver(rt, accepted, plan, actor)
-        if result.quarantined is not None:
-            return result.quarantined
-        results.append(result)
-    stages.finish(rt, accepted, results, actor)
+    # One fsync for the events of each step that reports something done (stages commit before the ledger
+    # settles and before a receipt), rather than one for every event.
+    with rt.trail.grouped():
+        results = []
+        for plan in accepted.plans:
+            result = stages.deliver(rt, accepted, plan, actor)
+            if result.quarantined is not None:
+                return result.quarantined
+            results.append(result)
+        stages.finish(rt, accepted, results, actor)
     return Exchanged(accepted, tuple(results))
 
 

@@ -241,10 +241,14 @@ def _pending_page(session, run: FileRun, path: Path, docs_dir: Path, known_colum
 
 def write_page(path: str | None, session: GxSession | None = None) -> None:
     """Writes the page at `path` now if it is still to be written."""
+    from borderx.validation.page_writer import wait_for_page
+
     session = session or process_session()
     page = session.pending_pages.pop(path, None) if path else None
     if page is not None:
         _write(session, page)
+    elif path:
+        wait_for_page(session, path)
 
 
 def write_pending_page(session: GxSession | None = None) -> bool:
