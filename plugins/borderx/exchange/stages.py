@@ -182,15 +182,15 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
                     first_claim=received.first_claim)
 
 
-def validate_suites(rt: Runtime, taken: list) -> dict[str, Any]:
+def validate_suites(rt: Runtime, taken: list, leave_out: set[str] = frozenset()) -> dict[str, Any]:
     """The suite's outcome on each extract of the list (what `take_and_hash` returned), by path; small files of
     one dataset are validated together (`validation.batched`). A copy of content earlier in the list or in the
-    ledger is left out, as is an extract whose validation raised: `validate` validates those alone if they get
-    that far."""
+    ledger, or in `leave_out` (content still being delivered), is left out, as is an extract whose validation
+    raised: `validate` validates those alone if they get that far."""
     from borderx.validation.batched import validate_files
 
     by_dataset: dict[str, list[Extract]] = {}
-    seen: set[str] = set()
+    seen: set[str] = set(leave_out)
     for extract in taken:
         if isinstance(extract, Extract) and extract.sha256 not in seen and not _seen_before(rt, extract):
             seen.add(extract.sha256)

@@ -26,6 +26,7 @@ class PageWriter:
     def __init__(self, session: GxSession | None = None):
         self.session = session or process_session()
         self._pool: ProcessPoolExecutor | None = None
+        self._first = True
 
     def __enter__(self) -> PageWriter:
         return self
@@ -39,10 +40,12 @@ class PageWriter:
                 self._pool.shutdown(wait=True)
 
     def hand_over(self) -> None:
-        """Sends the pages the session holds to the writer process. Call it while no other thread of this
-        process runs: the process is forked at the first hand-over."""
+        """Sends the pages the session holds to the writer process. The process is forked at the first hand-over
+        or never: the caller makes that one before it starts threads of its own, none of which may then hold a
+        lock the fork would copy."""
+        first, self._first = self._first, False
         pending = self.session.pending_pages
-        if not pending or not self._started():
+        if not pending or not self._started(may_fork=first):
             return
         while pending:
             path, page = pending.popitem()
@@ -54,8 +57,8 @@ class PageWriter:
                 return
             self.session.pages_apart[path] = (page, future)
 
-    def _started(self) -> bool:
-        if self._pool is None and not self.session.workers_unavailable:
+    def _started(self, *, may_fork: bool) -> bool:
+        if self._pool is None and may_fork and not self.session.workers_unavailable:
             try:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                                  initializer=_writer_init)
