@@ -145,7 +145,7 @@ def test_pages_handed_to_a_writer_process_are_written_by_the_end_of_its_block(tm
     outcomes = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
                               session=session, defer_pages=True)
     pages = [Path(o.data_docs) for o in outcomes]
-    with PageWriter(session) as writer:
+    with PageWriter(session, min_pages=1) as writer:
         writer.hand_over()
         assert not session.pending_pages and set(session.pages_apart) == {str(p) for p in pages}
         # A page wanted at once (its file goes to quarantine) is waited for.

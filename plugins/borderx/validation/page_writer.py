@@ -20,11 +20,17 @@ from borderx.validation.session import GxSession, process_session
 log = logging.getLogger(__name__)
 
 
+# A writer process pays for its start and for compiling the page templates anew (a quarter of a second or
+# more): fewer pages than this at the first hand-over are written here, as are all later ones then.
+MIN_PAGES = 32
+
+
 class PageWriter:
     """A context manager: pages handed over in the block are all written when it ends."""
 
-    def __init__(self, session: GxSession | None = None):
+    def __init__(self, session: GxSession | None = None, *, min_pages: int = MIN_PAGES):
         self.session = session or process_session()
+        self.min_pages = min_pages
         self._pool: ProcessPoolExecutor | None = None
         self._first = True
 
@@ -58,7 +64,8 @@ class PageWriter:
             self.session.pages_apart[path] = (page, future)
 
     def _started(self, *, may_fork: bool) -> bool:
-        if self._pool is None and may_fork and not self.session.workers_unavailable:
+        if (self._pool is None and may_fork and not self.session.workers_unavailable
+                and len(self.session.pending_pages) >= self.min_pages):
             try:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
                                                  initializer=_writer_init)
