@@ -14,6 +14,7 @@ import argparse
 import collections
 import json
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,34 @@ from borderx.cli import main
 sys.exit(main())
 """
 
+# borderx run --once under cProfile, its deliveries made in the main thread (the profiler sees no other), one
+# after another: the profile shows what each costs, waiting included, not how they overlap.
+PROFILED = r"""
+import cProfile, sys
+from concurrent.futures import Future
+import borderx.exchange.spine as spine
+
+class InTurn:
+    def __init__(self, max_workers=None):
+        pass
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return False
+    def map(self, fn, items):
+        return [fn(item) for item in items]
+    def submit(self, fn, *args):
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+spine.ThreadPoolExecutor = InTurn
+out = sys.argv[1]
+sys.argv = ["borderx"] + sys.argv[2:]
+from borderx.cli import main
+cProfile.run("main()", out)
+"""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -71,6 +100,7 @@ def main() -> int:
     parser.add_argument("--tmpdir", default=None)
     parser.add_argument("--profile", action="store_true",
                         help="also run the command under cProfile and show where the time goes")
+    parser.add_argument("--top", type=int, default=25, help="with --profile: how many functions to list")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="borderx-small-", dir=args.tmpdir))
     bench = Bench(argparse.Namespace(workers=0, warmup=0, repeat=args.repeat), tmp)
@@ -132,8 +162,7 @@ def run(bench: Bench, args, tmp: Path) -> int:
     if args.profile:
         home = fresh_home("home-profile")
         profile = tmp / "run.prof"
-        code = ("import cProfile, sys; out = sys.argv[1]; sys.argv = ['borderx'] + sys.argv[2:]; "
-                "from borderx.cli import main; cProfile.run('main()', out)")
+        code = PROFILED
         prof_seconds = measure([sys.executable, "-c", code, str(profile), "run", "--once", "--home", str(home),
                                 *s3_args], bench.scratch, bench.env, check=False).seconds
         bench.empty_bucket()
@@ -152,6 +181,8 @@ def run(bench: Bench, args, tmp: Path) -> int:
     if prof_seconds is not None:
         print(f"\nthe same run under cProfile: {prof_seconds:.1f} s")
         bench.print_profile(profile, n, prof_seconds)
+        print("\nfunctions with the most time of their own:")
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(args.top)
     return 0
 
 

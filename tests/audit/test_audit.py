@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -91,6 +94,52 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
     for p in procs:
         p.join()
     assert AuditTrail(folder).verify() == (160, None)
+
+
+def test_a_group_of_events_reaches_the_disk_with_one_fsync_and_is_readable_at_once(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    trail = AuditTrail(tmp_path / "audit")
+    trail.append("received", provider="ZA-DHA", source_sha256="0" * 64, size=1)
+    assert len(synced) == 1
+    with trail.grouped():
+        for i in range(3):
+            trail.append("received", provider="ZA-DHA", source_sha256=f"{i + 1:064x}", size=i)
+        with trail.grouped():
+            trail.append("received", provider="ZA-DHA", source_sha256="f" * 64, size=9)
+        assert len(synced) == 1
+        # Another reader (or process) sees every event at once, and appends after them.
+        other = AuditTrail(tmp_path / "audit")
+        assert other.verify() == (5, None)
+        trail.commit()
+        assert len(synced) == 2
+        trail.commit()
+        assert len(synced) == 2
+        trail.append("received", provider="ZA-DHA", source_sha256="e" * 64, size=9)
+    assert len(synced) == 3
+    with trail.grouped():
+        pass
+    assert len(synced) == 3
+    assert trail.verify() == (6, None)
+
+
+GROUP_THEN_KILL = """
+import os, signal, sys
+from borderx.audit.trail import AuditTrail
+trail = AuditTrail(sys.argv[1])
+with trail.grouped():
+    for i in range(3):
+        trail.append("received", provider="ZA-DHA", source_sha256=f"{i:064x}", size=i)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_process_killed_inside_a_group_loses_none_of_its_events(tmp_path):
+    killed = subprocess.run([sys.executable, "-c", GROUP_THEN_KILL, str(tmp_path / "audit")], capture_output=True,
+                            text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    assert AuditTrail(tmp_path / "audit").verify() == (3, None)
 
 
 def test_record_writes_the_event_its_class_builds(tmp_path):

@@ -176,6 +176,31 @@ def test_running_again_publishes_nothing_new(runtime, s3, bucket):
     assert _objects(s3, bucket) == before
 
 
+def test_the_bucket_is_asked_about_a_delivery_only_when_an_earlier_attempt_may_have_made_it(runtime, s3, bucket):
+    asked = []
+    real = runtime.s3.head_object
+
+    def head_object(**kwargs):
+        asked.append(kwargs["Key"])
+        return real(**kwargs)
+
+    runtime.s3.head_object = head_object
+    first = run_once(runtime, settle_seconds=0)
+    assert len(first.published) == DELIVERIES
+    assert not [k for k in asked if k.startswith("deliveries/")], "content claimed for the first time"
+
+    # A claim the ledger holds as unfinished (an interrupted run) looks for what that run may have published.
+    archived = sorted(runtime.home.archive.rglob("*.csv"))[0]
+    agency, dataset = archived.relative_to(runtime.home.archive).parts[:2]
+    sha256 = hashlib.sha256(archived.read_bytes()).hexdigest()
+    runtime.ledger.settle(sha256, "received")
+    shutil.copy2(archived, runtime.home.intake / agency / dataset / archived.name)
+    archived.unlink()
+    again = run_once(runtime, settle_seconds=0)
+    assert again.already_published and not again.published
+    assert [k for k in asked if k.startswith("deliveries/")]
+
+
 def test_audit_trail_records_every_step_and_verifies(runtime):
     run_once(runtime, settle_seconds=0)
     count, broken = runtime.trail.verify()

@@ -7,11 +7,14 @@ import datetime as dt
 import os
 import shutil
 
+import pytest
+
 from borderx.audit.trail import AuditTrail
 from borderx.bucket.publish import ensure_bucket
 from borderx.dev.demo import drop_samples, prepare_home
 from borderx.dev.samples import TRAVELLER_FLOWS_COLUMNS, traveller_flows_rows, write_csv
 from borderx.exchange import Runtime, run_once, stages
+from borderx.exchange import spine
 from borderx.exchange.spine import RunSummary, exchange_one
 
 
@@ -76,7 +79,12 @@ def _reasons(summary: RunSummary) -> dict:
             for q in summary.quarantined}
 
 
-def test_small_files_taken_together_end_as_they_would_one_by_one(tmp_path, s3_endpoint, s3):
+# Groups of 8: the next group is validated while the one before is delivered, and the copy of small-02 comes
+# in the group after its original's, while that may still be delivered.
+@pytest.mark.parametrize("group_files", [spine.GROUP_FILES, 8])
+def test_small_files_taken_together_end_as_they_would_one_by_one(tmp_path, s3_endpoint, s3, monkeypatch,
+                                                                group_files):
+    monkeypatch.setattr(spine, "GROUP_FILES", group_files)
     singly_home, together_home = _home(tmp_path / "singly"), _home(tmp_path / "together")
     s3.create_bucket(Bucket="singly")
     s3.create_bucket(Bucket="together")

@@ -132,3 +132,32 @@ def test_pages_of_passing_files_may_be_written_later_and_failing_ones_are_writte
         return re.sub(r"\d{4}-?\d{2}-?\d{2}[T ][\d:.]+Z?(\+00:00)?", "T", text)
 
     assert same_but_times(pages[0]) == same_but_times(Path(alone.data_docs))
+
+
+def test_pages_handed_to_a_writer_process_are_written_by_the_end_of_its_block(tmp_path):
+    from borderx.validation.batched import write_page
+    from borderx.validation.page_writer import PageWriter
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = [_good(folder, day) for day in range(1, 5)]
+    session = GxSession()
+    outcomes = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
+                              session=session, defer_pages=True)
+    pages = [Path(o.data_docs) for o in outcomes]
+    with PageWriter(session, min_pages=1) as writer:
+        writer.hand_over()
+        assert not session.pending_pages and set(session.pages_apart) == {str(p) for p in pages}
+        # A page wanted at once (its file goes to quarantine) is waited for.
+        write_page(str(pages[2]), session)
+        assert pages[2].is_file()
+    assert all(p.is_file() for p in pages) and not session.pages_apart
+    here = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "here" / p.stem for p in paths],
+                          session=GxSession())
+    assert [_same_but_times(p) for p in pages] == [_same_but_times(Path(o.data_docs)) for o in here]
+
+
+def _same_but_times(page: Path) -> str:
+    text = re.sub(r"borderx-validation-\d+", "N", page.read_text(encoding="utf-8"))
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
+    return re.sub(r"\d{4}-?\d{2}-?\d{2}[T ][\d:.]+Z?(\+00:00)?", "T", text)

@@ -81,6 +81,8 @@ def anchor(trail: AuditTrail, signing_key, hub_fingerprint: str, s3=None, bucket
     """Signs the trail's current head (or `event`) and stores it locally and, given a client, in the bucket,
     after the segment of events it ends; then asks for its time stamp, if settings name a TSA."""
     local = trail.folder / "heads"
+    # A head signed, and perhaps put in the bucket, names only events on the disk.
+    trail.sync()
     with _heads_locked(local):
         last = event
         if last is None:

@@ -2,6 +2,11 @@
 
 Appends take an exclusive lock on the trail so several workers never interleave or fork the chain.
 Events hold ids, hashes, counts and outcomes, never a data value or key material.
+
+Each event is in the file (the kernel's page cache) when `append` returns, so a killed process loses none, and
+every other process appends after it. It is on the disk when `append` returns too, unless the thread appends in
+a `grouped()` block: the events of a group go to the disk together, with one fsync, when the block ends or at
+`commit()`, which the hub calls before it reports anything done that the group's events describe.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -46,6 +53,8 @@ class AuditTrail:
         self.folder = Path(folder)
         self.path = self.folder / TRAIL_FILE
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        # Per thread: how deep in grouped() blocks, and whether events wait for their fsync.
+        self._group = threading.local()
 
     def record(self, event: Event, *, actor: dict | None = None) -> dict:
         """Appends `event`, built with its class in borderx.audit.events; returns the line as written."""
@@ -73,10 +82,41 @@ class AuditTrail:
                 fh.seek(0, os.SEEK_END)
                 fh.write(canonical(event) + b"\n")
                 fh.flush()
-                os.fsync(fh.fileno())
+                if getattr(self._group, "depth", 0):
+                    self._group.unsynced = True
+                else:
+                    os.fsync(fh.fileno())
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return event
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Events this thread appends in the block reach the disk together, at its end (or at `commit`), with
+        one fsync rather than one each; the block's end commits them whether it ends well or not."""
+        self._group.depth = getattr(self._group, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._group.depth -= 1
+            if not self._group.depth:
+                self.commit()
+
+    def commit(self) -> None:
+        """Puts the events this thread's group appended so far on the disk; nothing to do outside a group."""
+        if getattr(self._group, "unsynced", False):
+            self.sync()
+            self._group.unsynced = False
+
+    def sync(self) -> None:
+        """Puts every event appended so far, by any process, on the disk (fsync of the trail file)."""
+        if not self.path.exists():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def events(self) -> Iterator[dict]:
         if not self.path.exists():

@@ -61,6 +61,9 @@ class Quarantined:
 @dataclass(frozen=True)
 class Received:
     extract: Extract
+    # Claimed in the ledger for the first time by this process: no earlier attempt can have published any of
+    # it. Not handed on between tasks (a retried task may follow an attempt that published), nor part of the value.
+    first_claim: bool = field(default=False, compare=False)
     status = "received"
 
     def to_dict(self) -> dict:
@@ -91,6 +94,8 @@ class Accepted:
     small_cells: SmallCells
     # What the check of the provider's signature found (borderx.intake.signatures.Verdict as a dict).
     signature: dict[str, Any] | None = None
+    # As Received.first_claim: then no delivery of it can be in the bucket yet, and none is looked for.
+    first_claim: bool = field(default=False, compare=False)
     status = "accepted"
 
     def to_dict(self) -> dict:

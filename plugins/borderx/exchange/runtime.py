@@ -82,7 +82,14 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.home.state / "ledger.sqlite")
+        return Ledger(self.home.state / "ledger.sqlite",
+                      hub_has_past=lambda: any(e["type"] in ("received", "quarantined") for e in self.trail.events()))
+
+    @cached_property
+    def manifests_published(self) -> dict[str, bytes]:
+        """Manifests this process put in the bucket, by key, kept until the notice of their delivery is written:
+        it then need not read them back from the bucket."""
+        return {}
 
     @cached_property
     def s3(self):

@@ -9,11 +9,13 @@ few threads.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from borderx import notices
 from borderx.bucket.publish import ensure_bucket
@@ -42,27 +44,64 @@ def exchange_many(rt: Runtime, intake_files: list[IntakeFile], actor: dict | Non
     Returns each file's outcome, in order, or the exception its exchange raised: one file's failure does not
     stop the others.
     """
-    from borderx.validation.batched import write_pending_pages
+    with contextlib.closing(exchange_groups(rt, [intake_files], actor, threads=threads)) as each:
+        return next(each)
 
-    taken = [_caught(stages.take_and_hash, rt, f, actor) for f in intake_files]
-    outcomes = stages.validate_suites(rt, taken)
+
+def exchange_groups(rt: Runtime, file_groups: list[list[IntakeFile]], actor: dict | None = None, *,
+                    threads: int | None = None,
+                    on_group: Callable[[list[IntakeFile]], None] | None = None) -> Iterator[list]:
+    """`exchange_many` of each group in turn, yielding each group's outcomes. The next group is taken, hashed and
+    validated while the deliveries of the one before wait on S3 and the disk; its files are claimed only once
+    those are done, and content still being delivered is left out of its shared validation, so each file ends
+    as it would with the groups one after the other. `on_group` hears of each group as it is begun."""
+    from borderx.validation.batched import write_pending_pages
+    from borderx.validation.page_writer import PageWriter
+
+    # The Data Docs pages of passing files are rendered by another process while files are delivered.
+    with PageWriter() as pages, ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
+        ahead = _taken_and_validated(rt, file_groups[0], actor, pages, set(), on_group) if file_groups else None
+        for n in range(len(file_groups)):
+            taken, outcomes = ahead
+            done, copies, sent = _claimed_and_sent(rt, taken, outcomes, actor, pool)
+            in_flight = {done[i].extract.sha256 for i in sent}
+            ahead = (_taken_and_validated(rt, file_groups[n + 1], actor, pages, in_flight, on_group)
+                     if n + 1 < len(file_groups) else None)
+            for i, future in sent.items():
+                done[i] = future.result()
+            for i in copies:
+                done[i] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[i], actor), actor)
+            write_pending_pages()
+            yield done
+
+
+def _taken_and_validated(rt: Runtime, files: list[IntakeFile], actor: dict | None, pages, in_flight: set[str],
+                         on_group: Callable[[list[IntakeFile]], None] | None) -> tuple[list, dict]:
+    if on_group:
+        on_group(files)
+    taken = [_caught(stages.take_and_hash, rt, f, actor) for f in files]
+    outcomes = stages.validate_suites(rt, taken, leave_out=in_flight)
+    pages.hand_over()
+    return taken, outcomes
+
+
+def _claimed_and_sent(rt: Runtime, taken: list, outcomes: dict, actor: dict | None,
+                      pool: ThreadPoolExecutor) -> tuple[list, list[int], dict[int, Future]]:
+    """Each file claimed and checked in order, and the accepted ones handed to `pool` for delivery; a copy of
+    content earlier in the group is left for later (its index is returned)."""
     done: list = list(taken)
     seen: set[str] = set()
     copies = []
-    for n, extract in enumerate(taken):
-        if isinstance(extract, Extract) and extract.sha256 in seen:
-            copies.append(n)
-        elif isinstance(extract, Extract):
-            seen.add(extract.sha256)
-            done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
-    accepted = [n for n, a in enumerate(done) if isinstance(a, Accepted)]
-    with ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
-        for n, result in zip(accepted, pool.map(lambda n: _caught(delivered, rt, done[n], actor), accepted)):
-            done[n] = result
-    for n in copies:
-        done[n] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[n], actor), actor)
-    write_pending_pages()
-    return done
+    # The group's Received and Validated events reach the disk together, before any delivery of them.
+    with rt.trail.grouped():
+        for n, extract in enumerate(taken):
+            if isinstance(extract, Extract) and extract.sha256 in seen:
+                copies.append(n)
+            elif isinstance(extract, Extract):
+                seen.add(extract.sha256)
+                done[n] = _caught(_claimed_and_checked, rt, extract, actor, outcomes.get(extract.path))
+    sent = {n: pool.submit(_caught, delivered, rt, a, actor) for n, a in enumerate(done) if isinstance(a, Accepted)}
+    return done, copies, sent
 
 
 def _claimed_and_checked(rt: Runtime, extract: Extract, actor: dict | None, outcome) -> Accepted | Quarantined | Gone:
@@ -95,13 +134,16 @@ def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exc
 
     # A Data Docs page of the group, written while the other threads wait on S3 and the disk.
     write_pending_page()
-    results = []
-    for plan in accepted.plans:
-        result = stages.deliver(rt, accepted, plan, actor)
-        if result.quarantined is not None:
-            return result.quarantined
-        results.append(result)
-    stages.finish(rt, accepted, results, actor)
+    # One fsync for the events of each step that reports something done (stages commit before the ledger
+    # settles and before a receipt), rather than one for every event.
+    with rt.trail.grouped():
+        results = []
+        for plan in accepted.plans:
+            result = stages.deliver(rt, accepted, plan, actor)
+            if result.quarantined is not None:
+                return result.quarantined
+            results.append(result)
+        stages.finish(rt, accepted, results, actor)
     return Exchanged(accepted, tuple(results))
 
 
@@ -113,8 +155,9 @@ GROUP_BYTES = 16 << 20
 DELIVERY_THREADS = int(os.environ.get("BORDERX_DELIVERY_THREADS", "4"))
 
 
-def groups(found: list[IntakeFile], max_files: int = GROUP_FILES) -> list[list[IntakeFile]]:
+def groups(found: list[IntakeFile], max_files: int | None = None) -> list[list[IntakeFile]]:
     """The files in the order found, cut into groups of one dataset; a large file is a group of its own."""
+    max_files = max_files or GROUP_FILES
     groups: list[list[IntakeFile]] = []
     held = 0
     for f in found:
@@ -166,18 +209,21 @@ def run_once(rt: Runtime, *, settle_seconds: float | None = None, actor: dict | 
             if found and not summary.files:
                 ensure_bucket(rt.s3, rt.target.bucket)
             summary.files += len(found)
-            n = 0
-            for group in groups(found):
-                for f in group if on_progress else ():
-                    n += 1
-                    on_progress(f"[{n}/{len(found)}] {f.agency}/{f.dataset}/{f.name}")
-                outcomes = exchange_many(rt, group, actor)
-                for outcome in outcomes:
-                    if not isinstance(outcome, Exception):
-                        summary.add(outcome)
-                failed = next((o for o in outcomes if isinstance(o, Exception)), None)
-                if failed is not None:
-                    raise failed
+            counted = itertools.count(1)
+
+            def begun(group: list[IntakeFile]) -> None:
+                for f in group:
+                    on_progress(f"[{next(counted)}/{len(found)}] {f.agency}/{f.dataset}/{f.name}")
+
+            each_group = exchange_groups(rt, groups(found), actor, on_group=begun if on_progress else None)
+            with contextlib.closing(each_group):
+                for outcomes in each_group:
+                    for outcome in outcomes:
+                        if not isinstance(outcome, Exception):
+                            summary.add(outcome)
+                    failed = next((o for o in outcomes if isinstance(o, Exception)), None)
+                    if failed is not None:
+                        raise failed
             summary.settling = settling(rt.config, rt.home, settle_seconds)
             if not wait or not (found or summary.settling):
                 break

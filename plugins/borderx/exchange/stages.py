@@ -13,7 +13,7 @@ from typing import Any, Callable
 from borderx import notices
 from borderx.audit import events as ev
 from borderx.delivery import seal
-from borderx.delivery.layout import DeliveryLocation, data_file
+from borderx.delivery.layout import MANIFEST_FILE, DeliveryLocation, data_file
 from borderx.bucket.publish import ensure_bucket, is_published, publish_delivery
 from borderx.exchange.handoff import (
     Accepted, DeliveryResult, Finished, Gone, Quarantined, Received, SmallCells,
@@ -116,7 +116,7 @@ def claim(rt: Runtime, extract: Extract, actor: dict | None = None) -> Received 
     elif earlier:
         extract = Extract(**{**extract.to_dict(), "received_at": earlier["received_at"]})
     rt.trail.record(ev.Received(**_extract_fields(extract), size=extract.size), actor=actor)
-    return Received(extract)
+    return Received(extract, first_claim=earlier is None and not rt.ledger.started_afresh)
 
 
 def validate(rt: Runtime, received: Received | Quarantined | Gone,
@@ -178,18 +178,19 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
         reasons = [Reason(exc.rule, str(exc))]
     if reasons:
         return _quarantine(rt, extract, reasons, outcome.to_dict(), actor, verdict)
-    return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict())
+    return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict(),
+                    first_claim=received.first_claim)
 
 
-def validate_suites(rt: Runtime, taken: list) -> dict[str, Any]:
+def validate_suites(rt: Runtime, taken: list, leave_out: set[str] = frozenset()) -> dict[str, Any]:
     """The suite's outcome on each extract of the list (what `take_and_hash` returned), by path; small files of
     one dataset are validated together (`validation.batched`). A copy of content earlier in the list or in the
-    ledger is left out, as is an extract whose validation raised: `validate` validates those alone if they get
-    that far."""
+    ledger, or in `leave_out` (content still being delivered), is left out, as is an extract whose validation
+    raised: `validate` validates those alone if they get that far."""
     from borderx.validation.batched import validate_files
 
     by_dataset: dict[str, list[Extract]] = {}
-    seen: set[str] = set()
+    seen: set[str] = set(leave_out)
     for extract in taken:
         if isinstance(extract, Extract) and extract.sha256 not in seen and not _seen_before(rt, extract):
             seen.add(extract.sha256)
@@ -235,7 +236,8 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
     extract = accepted.extract
     location = _location(plan, extract)
     result = _result(rt, plan, location)
-    if is_published(rt.s3, rt.target, location):
+    # Content claimed for the first time has no earlier attempt that could have published it.
+    if not accepted.first_claim and is_published(rt.s3, rt.target, location):
         rt.trail.record(ev.AlreadyPublished(**_plan_fields(plan, extract)), actor=actor)
         return result("already-published")
     _check_publishing(rt)
@@ -266,6 +268,8 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
     finally:
         work.unlink(missing_ok=True)
     rt.trail.record(ev.Published(**_plan_fields(plan, extract), bucket=rt.target.bucket, keys=keys), actor=actor)
+    if rt.config.agencies[plan.recipient].contacts.addresses():
+        rt.manifests_published[location.key(MANIFEST_FILE)] = signed.body
     return result("published", rows=cut.rows_out, suppressed_rows=cut.suppressed_rows)
 
 
@@ -308,6 +312,8 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
         archived = place_beside(folder, source.name, extract.sha256[:12])
         os.replace(source, archived)
         _archive_signature(source, archived)
+    # The ledger says done only of what the trail holds on disk.
+    rt.trail.commit()
     rt.ledger.settle(extract.sha256, "published")
     rt.trail.record(ev.Archived(**_extract_fields(extract),
                                  deliveries=list(deliveries), file=str(archived) if archived else None), actor=actor)
@@ -351,6 +357,7 @@ def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation
     )
     # A duplicate's ledger entry belongs to the first copy, which keeps its outcome.
     if rt.ledger.get(extract.sha256)["outcome"] == "received":
+        rt.trail.commit()
         only_signature = all(r.rule in signatures.RULES for r in reasons)
         rt.ledger.settle(extract.sha256, SIGNATURE_REFUSED if only_signature else "quarantined")
     rt.trail.record(ev.Quarantined(**_extract_fields(extract), reasons=[r.rule for r in reasons], file=str(where)),
@@ -375,6 +382,8 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
 
 
 def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
+    # The provider hears of an outcome only once the trail's events of it are on disk.
+    rt.trail.commit()
     where, sha256 = receipts.issue(rt, receipt)
     notices.after_receipt(rt, receipt, where)
     status = (receipt.signature or {}).get("status", "not-checked")

@@ -65,7 +65,9 @@ def read_text(rt, where: str | None) -> str | None:
 
 def manifest_of(rt, key: str) -> dict | None:
     try:
-        body = rt.s3.get_object(Bucket=rt.target.bucket, Key=key)["Body"].read(1 << 20)
+        body = rt.manifests_published.pop(key, None)
+        if body is None:
+            body = rt.s3.get_object(Bucket=rt.target.bucket, Key=key)["Body"].read(1 << 20)
         return json.loads(body)
     except Exception as exc:  # the summary is a courtesy: the notice says where to look either way
         log.info("manifest %s not read for a notice: %s", key, type(exc).__name__)

@@ -147,9 +147,10 @@ def _validate_shared(session, suite, plan: Plan, group: list[_Read], docs, outco
         half = len(group) // 2
         return (_validate_shared(session, suite, plan, group[:half], docs, outcomes, defer)
                 + _validate_shared(session, suite, plan, group[half:], docs, outcomes, defer))
+    known_columns = columns_named_in(suite)
     for read in group:
         run = _passing_run(session, plan, read)
-        outcomes[read.index] = _outcome(session, suite, run, read.path, docs[read.index], defer)
+        outcomes[read.index] = _outcome(session, suite, run, read.path, docs[read.index], defer, known_columns)
     return []
 
 
@@ -205,8 +206,8 @@ def _facts(session: GxSession, plan: Plan, layout: reading.Layout, rows: int) ->
     return copy.deepcopy(known)
 
 
-def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None, defer: bool) -> ValidationOutcome:
-    known_columns = columns_named_in(suite)
+def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None, defer: bool,
+             known_columns: set[str]) -> ValidationOutcome:
     data_docs = None
     if docs_dir is not None and defer and run.result.success:
         data_docs = _pending_page(session, run, path, docs_dir, known_columns)
@@ -241,10 +242,14 @@ def _pending_page(session, run: FileRun, path: Path, docs_dir: Path, known_colum
 
 def write_page(path: str | None, session: GxSession | None = None) -> None:
     """Writes the page at `path` now if it is still to be written."""
+    from borderx.validation.page_writer import wait_for_page
+
     session = session or process_session()
     page = session.pending_pages.pop(path, None) if path else None
     if page is not None:
         _write(session, page)
+    elif path:
+        wait_for_page(session, path)
 
 
 def write_pending_page(session: GxSession | None = None) -> bool:

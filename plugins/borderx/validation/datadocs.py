@@ -53,16 +53,22 @@ def render_data_docs(
 
 
 class Page:
-    """A Data Docs page to write: its place and the value-free result it shows, fixed when it is made."""
+    """A Data Docs page to write: its place, and what it shows, fixed when it is made. The value-free copy of the
+    result is made when the page is written, which may be later and in another process (page_writer.py)."""
 
-    def __init__(self, path: Path, safe: Any):
+    def __init__(self, path: Path, result: Any, known_columns: set[str], run_name: str, run_time: str):
         self.path = path
-        self.safe = safe
+        self._result = result
+        self._known_columns = known_columns
+        self._run_name = run_name
+        self._run_time = run_time
 
     def write(self, session: GxSession) -> Path:
+        safe = value_free_copy(self._result, self._known_columns, run_name=self._run_name,
+                               asset=self.path.name.removesuffix(PAGE_SUFFIX), run_time=self._run_time)
         with session.render_lock:
             renderer, view = session.renderers()
-            document = renderer.render(self.safe)
+            document = renderer.render(safe)
             html = view.render(document, show_how_to_buttons=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.part")
@@ -74,14 +80,17 @@ class Page:
         return self.path
 
 
+PAGE_SUFFIX = ".validation.html"
+
+
 def page_of(result: Any, out_dir: Path, *, name: str | None = None, known_columns: set[str] | None = None,
             session: GxSession) -> Page:
-    """The page render_data_docs writes, not yet rendered: its name and run name are given now."""
+    """The page render_data_docs writes, not yet rendered: its name, run name and run time are given now."""
     if known_columns is None:
         known_columns = _columns_named_in_results(result)
     stem = safe_name(name or result.suite_name)
-    safe = value_free_copy(result, known_columns, run_name=session.next_run_name(), asset=stem)
-    return Page(Path(out_dir) / f"{stem}.validation.html", safe)
+    return Page(Path(out_dir) / f"{stem}{PAGE_SUFFIX}", result, known_columns, session.next_run_name(),
+                dt.datetime.now(dt.timezone.utc).isoformat())
 
 
 # The page's name, and its temporary one, must fit a file name whatever the extract's name.
@@ -104,7 +113,8 @@ def _columns_named_in_results(result: Any) -> set[str]:
     return names
 
 
-def value_free_copy(result: Any, known_columns: set[str], *, run_name: str, asset: str) -> Any:
+def value_free_copy(result: Any, known_columns: set[str], *, run_name: str, asset: str,
+                    run_time: str | None = None) -> Any:
     """A deep copy of a GX suite result reduced to what a report may show, naming the run and
     the data asset as given (both must be safe as HTML)."""
     from great_expectations import __version__ as gx_version
@@ -126,7 +136,7 @@ def value_free_copy(result: Any, known_columns: set[str], *, run_name: str, asse
         "great_expectations_version": gx_version,
         "run_id": {
             "run_name": run_name,
-            "run_time": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "run_time": run_time or dt.datetime.now(dt.timezone.utc).isoformat(),
         },
         "batch_spec": {"data_asset_name": asset},
     }

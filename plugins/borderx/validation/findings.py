@@ -29,11 +29,12 @@ def failures_of(
     result: Any, suite, present_columns: set[str], known_columns: set[str]
 ) -> list[FailedExpectation]:
     """The failed expectations of a GX suite result, in the suite's order."""
+    failed = [evr for evr in result.results if not evr.success]
+    if not failed:
+        return []
     order = suite_order(suite)
     failures: list[tuple[int, FailedExpectation]] = []
-    for evr in result.results:
-        if evr.success:
-            continue
+    for evr in failed:
         position = order.get(config_key(evr.expectation_config), len(order))
         found = failure(evr, known_columns, present_columns)
         failures.append((position, found))
