@@ -23,8 +23,7 @@ from borderx.validation import gx_run, reading
 from borderx.validation.blocks import ChunkResult, Tally
 from borderx.validation.datadocs import page_of
 from borderx.validation.combine import Combined, FileRun, map_result, not_evaluated, suite_result
-from borderx.validation.extract import _facts_results, _write_page, validate_extract
-from borderx.validation.findings import failures_of, outcome_statistics
+from borderx.validation.extract import _facts_results, _write_page, outcome_of, validate_extract
 from borderx.validation.gx_setup import new_suite
 from borderx.validation.outcome import ValidationOutcome
 from borderx.validation.session import GxSession, process_session
@@ -213,14 +212,7 @@ def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None, de
         data_docs = _pending_page(session, run, path, docs_dir, known_columns)
     elif docs_dir is not None:
         data_docs = _write_page(session, run, path, docs_dir, known_columns)
-    return ValidationOutcome(
-        suite=suite.name,
-        success=bool(run.result.success),
-        statistics=outcome_statistics(run.result.statistics),
-        failures=failures_of(run.result, suite, set(run.columns), known_columns),
-        rows=run.rows,
-        data_docs=data_docs,
-    )
+    return outcome_of(run, suite, known_columns, data_docs)
 
 
 # -- Data Docs pages of passing files, written later

@@ -61,6 +61,11 @@ def validate_extract(
     data_docs = None
     if data_docs_dir is not None:
         data_docs = _write_page(session, run, csv_path, data_docs_dir, known_columns)
+    return outcome_of(run, suite, known_columns, data_docs)
+
+
+def outcome_of(run: FileRun, suite, known_columns: set[str], data_docs) -> ValidationOutcome:
+    """What one file's run found, value-free, whether it was validated alone or with others."""
     return ValidationOutcome(
         suite=suite.name,
         success=bool(run.result.success),
