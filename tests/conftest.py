@@ -20,7 +20,7 @@ import pytest
 
 from airflow_procs import free_port, home_env, migrate
 from borderx.dev.demo import drop_samples, prepare_home
-from borderx.exchange import Runtime
+from borderx.exchange import Runtime, run_once
 
 E2E = Path(__file__).resolve().parent / "e2e"
 
@@ -101,6 +101,17 @@ def demo_home(tmp_path):
     home = prepare_home(tmp_path / "home", today)
     drop_samples(home, today)
     return home
+
+
+@pytest.fixture(scope="module")
+def published_demo(tmp_path_factory, s3_endpoint) -> Runtime:
+    """The demo's extracts exchanged once into a bucket of their own, for a module's tests to read from."""
+    today = dt.date.today()
+    home = prepare_home(tmp_path_factory.mktemp("published") / "home", today)
+    drop_samples(home, today)
+    rt = Runtime.open(home.root, endpoint_url=s3_endpoint, bucket=f"bx-{uuid.uuid4().hex[:12]}")
+    assert run_once(rt, settle_seconds=0).published
+    return rt
 
 
 @pytest.fixture

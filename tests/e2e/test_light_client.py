@@ -3,20 +3,17 @@ fetching and verifying from a real bucket with no part of the hub installed."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-from borderx.dev.demo import drop_samples, prepare_home
-from borderx.exchange import Runtime, run_once
+from borderx.exchange import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE_BUDGET_MB = 120
@@ -67,12 +64,8 @@ def light_venv(tmp_path_factory, request) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, s3_endpoint) -> Runtime:
-    home = prepare_home(tmp_path_factory.mktemp("light-published") / "home", dt.date.today())
-    drop_samples(home, dt.date.today())
-    rt = Runtime.open(home.root, endpoint_url=s3_endpoint, bucket=f"bx-{uuid.uuid4().hex[:12]}")
-    assert run_once(rt, settle_seconds=0).published
-    return rt
+def published(published_demo) -> Runtime:
+    return published_demo
 
 
 def _light(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@ while it runs, stopped with SIGTERM and started again."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import queue
@@ -20,8 +19,7 @@ import boto3
 import pytest
 
 from borderx.cli import main
-from borderx.dev.demo import drop_samples, prepare_home
-from borderx.exchange import Runtime, run_once
+from borderx.exchange import Runtime
 from borderx.recipient import RECORD_FILE, Pace
 from faultproxy import FaultProxy
 
@@ -30,13 +28,9 @@ RECIPIENT = "NA-MHAISS"
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory, s3_endpoint) -> Runtime:
+def source(published_demo) -> Runtime:
     """The demo's deliveries, published once; each test copies them into a bucket of its own as it goes."""
-    home = prepare_home(tmp_path_factory.mktemp("watch") / "home", dt.date.today())
-    drop_samples(home, dt.date.today())
-    rt = Runtime.open(home.root, endpoint_url=s3_endpoint, bucket=f"bx-{uuid.uuid4().hex[:12]}")
-    assert run_once(rt, settle_seconds=0).published
-    return rt
+    return published_demo
 
 
 def _prefixes(s3, bucket: str) -> list[str]:
