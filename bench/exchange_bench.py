@@ -174,6 +174,7 @@ class Run:
     # user + system CPU seconds of the process and the children it waited for (its workers):
     # the work done, which other jobs on the machine do not inflate the way they do wall time.
     cpu: float = 0.0
+    server_cpu: float = 0.0  # CPU seconds the S3 server spent meanwhile, where the bench reads it
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -525,6 +526,11 @@ class Bench:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
             for obj in page.get("Contents", []):
                 client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+
+    def s3_cpu(self) -> float:
+        """CPU seconds the S3 server has used so far: what a run costs it, beside the run's own."""
+        fields = Path(f"/proc/{self._moto.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop_s3(self) -> None:
         if self._moto is not None:

@@ -140,8 +140,10 @@ def run(bench: Bench, args, tmp: Path) -> int:
     ours = floor = None
     for round_no in range(args.repeat):
         home = fresh_home(f"home-{round_no}")
+        server_before = bench.s3_cpu()
         run_ = measure([borderx, "run", "--once", "--home", str(home), *s3_args], bench.scratch, bench.env,
                        check=False)
+        run_.server_cpu = bench.s3_cpu() - server_before
         published = bench.count_deliveries()
         bench.empty_bucket()
         shutil.rmtree(home, ignore_errors=True)
@@ -170,10 +172,10 @@ def run(bench: Bench, args, tmp: Path) -> int:
     n, deliveries = args.files, 2 * args.files
     print(f"\n{n} traveller_flows extracts of about {human(args.size)} ({rows:,} rows, {human(total)}), "
           f"2 recipients each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
-    print(f"{'':<34} {'s':>7} {'files/s':>8} {'ms/file':>8} {'peak MiB':>9}")
+    print(f"{'':<34} {'s':>7} {'files/s':>8} {'ms/file':>8} {'peak MiB':>9} {'CPU s':>6} {'S3 CPU s':>8}")
     for label, r in (("borderx run --once (whole command)", ours), ("floor: sha256, age -r, boto3", floor)):
         print(f"{label:<34} {r.seconds:7.2f} {n / r.seconds:8.1f} {r.seconds / n * 1000:8.1f} "
-              f"{r.rss_kib / 1024:9.0f}")
+              f"{r.rss_kib / 1024:9.0f} {r.cpu:6.2f} {r.server_cpu:8.2f}")
     print(f"ours / floor: {ours.seconds / floor.seconds:.2f}; goal 50 files/s: "
           f"{'met' if n / ours.seconds >= 50 else 'NOT met'}")
     print(f"S3 requests of the hub: {sum(calls.values())} in all, {sum(calls.values()) / deliveries:.2f} per "
@@ -199,7 +201,9 @@ def floor_loop(bench: Bench, args, source: Path, tmp: Path):
     out.mkdir(exist_ok=True)
     spec = {"endpoint": bench.endpoint, "bucket": BUCKET, "src": str(source), "out": str(out), "keys": keys,
             "age": args.age}
+    server_before = bench.s3_cpu()
     run_ = measure([sys.executable, "-c", FLOOR, json.dumps(spec)], bench.scratch, bench.env)
+    run_.server_cpu = bench.s3_cpu() - server_before
     bench.empty_bucket()
     shutil.rmtree(home.root, ignore_errors=True)
     return run_
