@@ -8,6 +8,7 @@ DAG files import this module when the scheduler parses them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Callable
@@ -126,15 +127,15 @@ def archive(rt, validated: list[dict], delivered: list[dict] | None, actor: dict
 
 
 def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict]:
-    """Every stage of each file in this task, by the spine `borderx run` uses (`exchange_many`: small files of
-    a dataset validated together, accepted ones delivered on a few threads). Returns the files for the mapped
+    """Every stage of each file in this task, by the spine `borderx run` uses (`exchange_groups`: small files of
+    a dataset validated together, accepted ones delivered on a few threads while the next group is validated). Returns the files for the mapped
     stages, whose retries and pool then apply: those that met a failure worth retrying, and every file after
     their group (files this run took already are found where it put them). A permanent failure of one file
     ends the task once the others are done."""
     from borderx.bucket.publish import ensure_bucket
     from borderx.errors import is_permanent
     from borderx.exchange import Gone, close_segment, handoff
-    from borderx.exchange.spine import exchange_many, groups
+    from borderx.exchange.spine import exchange_groups, groups
 
     failed: list[str] = []
     touched = False
@@ -149,18 +150,21 @@ def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict
     except Exception as exc:
         log.warning("%s: %s; the mapped stages take every file", type(exc).__name__, exc)
         return files
-    for group in groups(intake_files, ONE_TASK_GROUP_FILES):
-        if left:
-            left += [given[f.path] for f in group]
-            continue
-        for intake_file, outcome in zip(group, exchange_many(rt, group, actor)):
-            touched |= not isinstance(outcome, Gone)
-            if isinstance(outcome, Exception) and is_permanent(outcome):
-                failed.append(f"{intake_file.name}: {type(outcome).__name__}: {outcome}")
-            elif isinstance(outcome, Exception):
-                log.warning("%s: %s; the mapped stages take over %s", type(outcome).__name__, outcome,
-                            intake_file.name)
-                left.append(given[intake_file.path])
+    # The next group is taken and validated while this one's deliveries wait on S3, as under `borderx run`.
+    file_groups = groups(intake_files, ONE_TASK_GROUP_FILES)
+    with contextlib.closing(exchange_groups(rt, file_groups, actor)) as each_group:
+        for n, outcomes in enumerate(each_group):
+            for intake_file, outcome in zip(file_groups[n], outcomes):
+                touched |= not isinstance(outcome, Gone)
+                if isinstance(outcome, Exception) and is_permanent(outcome):
+                    failed.append(f"{intake_file.name}: {type(outcome).__name__}: {outcome}")
+                elif isinstance(outcome, Exception):
+                    log.warning("%s: %s; the mapped stages take over %s", type(outcome).__name__, outcome,
+                                intake_file.name)
+                    left.append(given[intake_file.path])
+            if left:
+                left += [given[f.path] for group in file_groups[n + 1:] for f in group]
+                break
     if touched and not left:
         # The mapped stages' archive task closes the segment when they take over.
         classified(close_segment, rt)
