@@ -109,6 +109,11 @@ class ValidationRunError(BorderxError):
     transient = True
 
 
+class PageSourceError(BorderxError):
+    """A Data Docs page cannot be rendered from its source: too large, not JSON, not shaped as the hub writes
+    one, or refused by GX. Names the source file, never what it holds."""
+
+
 # -- policy, delivery, the bucket and the hub's own folders -----------------------------------------------------
 
 

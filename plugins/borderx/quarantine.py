@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from borderx.errors import QuarantineError
+from borderx.errors import PageSourceError, QuarantineError
 from borderx.folders import FILE_MODE, NAME_MAX, LinkedFolder, create_private, opened, private_folders, write_private
 from borderx.home import Home
 from borderx.intake.finding import SIGNATURE_SUFFIX
@@ -179,7 +179,7 @@ def _report(target: Path, original: str, agency: str, dataset: str, sha256: str 
 
 def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str, Any] | None:
     docs = Path(validation["data_docs"]) if validation and validation.get("data_docs") else None
-    if docs is None or not docs.exists():
+    if docs is None or not _rendered(docs):
         return validation
     docs_page = target.with_name(target.name + ".validation.html")
     # The page holds no extract value, so a copy across file systems is harmless.
@@ -188,6 +188,19 @@ def _move_data_docs(validation: dict[str, Any] | None, target: Path) -> dict[str
     with contextlib.suppress(OSError):
         docs.parent.rmdir()
     return {**validation, "data_docs": str(docs_page)}
+
+
+def _rendered(page: Path) -> bool:
+    """Whether the page is there, rendered now from its source if a file that passed validation is quarantined
+    after all (its page was left to render on first need): the report sends the officer to it."""
+    from borderx.validation.datadocs import ensure_page
+
+    try:
+        return ensure_page(page)
+    except (PageSourceError, OSError) as exc:
+        log.warning("%s: Data Docs page not rendered (%s)", page.name, exc if isinstance(exc, PageSourceError)
+                    else type(exc).__name__)
+        return False
 
 
 def _move_signature(source: Path, target: Path) -> None:

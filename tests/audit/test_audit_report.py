@@ -110,11 +110,25 @@ def test_html_report_links_every_validation_to_its_data_docs(runtime, capsys):
     assert all(Path(v["data_docs"]).is_file() for v in data["validations"])
 
 
+def test_an_html_report_names_a_page_it_could_not_render(runtime, capsys):
+    run_once(runtime, settle_seconds=0)
+    accepted = sorted(runtime.home.datadocs.rglob("*.validation.json"))
+    assert accepted and not list(runtime.home.datadocs.rglob("*.validation.html")), "passing files' pages wait"
+    accepted[0].write_text("{not json", encoding="utf-8")
+    assert main(["audit", "report", "--home", str(runtime.home.root), "--format", "html"]) == 0
+    err = capsys.readouterr().err
+    assert f"{accepted[0].name}: a Data Docs page source that is not JSON" in err
+    assert [p.name for p in runtime.home.datadocs.rglob("*.validation.json")] == [accepted[0].name]
+    assert len(list(runtime.home.datadocs.rglob("*.validation.html"))) == len(accepted) - 1
+
+
 def test_a_written_report_links_data_docs_relative_to_itself(runtime, tmp_path):
     run_once(runtime, settle_seconds=0)
     report = audit_report.build(runtime.trail.events())
     out = runtime.home.root / "reports" / "2026-11.html"
     out.parent.mkdir()
+    # Passing files' pages are rendered from their sources, as `borderx audit report --format html` does.
+    assert not audit_report.render_pages(report, runtime.home)
     out.write_text(audit_report.render(report, "html", out), encoding="utf-8")
     links = _docs_links(out.read_text(encoding="utf-8"))
     assert links and all(link.startswith("../") and "://" not in link for link in links)

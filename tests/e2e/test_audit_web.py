@@ -29,6 +29,7 @@ from borderx.airflow.web import create_app
 from borderx.crypto import sshsig
 from borderx.cli import main
 from borderx.exchange import run_once
+from borderx.validation.datadocs import MAX_SOURCE_BYTES, page_html, source_of
 
 AIRFLOW = Path(sys.executable).with_name("airflow")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,6 +51,12 @@ def exchanged(runtime, monkeypatch):
 
 
 DOCS_HREF = r'class="bx-docs" href="([^"]*)"'
+
+
+def _same_but_times(html: str) -> str:
+    """A page as GX renders it again: its element ids and its logo's cache-busting query aside."""
+    html = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", html)
+    return re.sub(r"\?d=\d{8}T\d{6}\.\d+Z", "?d=D", html)
 
 
 def _unlinked(page: str) -> str:
@@ -135,7 +142,12 @@ def test_every_validation_links_its_data_docs_served_by_the_app(exchanged):
         assert "sandbox" in csp and "default-src 'none'" in csp and "script-src" not in csp
         assert "Expectation Validation Result" in served.text
         page = exchanged.home.root / link.removeprefix("docs/")
-        assert served.text == page.read_text(encoding="utf-8")
+        if link.startswith("docs/datadocs/"):
+            # A passing file's page, rendered from its source when asked for; the app writes nothing.
+            assert source_of(page).is_file() and not page.exists()
+            assert _same_but_times(served.text) == _same_but_times(page_html(page))
+        else:
+            assert served.text == page.read_text(encoding="utf-8")
 
     delivery = report.lines[0].delivery_ids[0]
     [own] = re.findall(DOCS_HREF, client.get(f"/delivery/{delivery}").text)
@@ -150,21 +162,45 @@ def test_only_data_docs_the_trail_names_are_served(exchanged, tmp_path):
     # Something an agency could place in quarantine by naming its file so, which no validation wrote.
     planted = exchanged.home.quarantine / "ZA-DHA" / "traveller_flows" / "planted.csv.validation.html"
     planted.write_text("<script>alert(1)</script>")
+    planted.with_name("planted.csv.validation.json").write_text(source_of(home / accepted).read_text())
     secret = tmp_path / "outside.validation.html"
     secret.write_text("not for the web")
     for asked in ("config/settings.yaml", "audit/trail.jsonl", "datadocs", str(planted.relative_to(home)),
                   accepted.replace("datadocs/", "datadocs/%2E%2E/datadocs/"),
                   "datadocs/%2E%2E/config/settings.yaml", "quarantine/..%2F..%2Fconfig%2Fsettings.yaml",
-                  accepted.removesuffix(".validation.html"), "%2Fetc%2Fpasswd", str(secret)):
+                  accepted.removesuffix(".validation.html"), str(source_of(accepted)), "%2Fetc%2Fpasswd", str(secret)):
         answer = client.get(f"/docs/{asked}")
         assert answer.status_code == 404, asked
         assert "alert(1)" not in answer.text and "not for the web" not in answer.text
-    # A named page replaced by a link to a file outside the Data Docs folders is refused too.
+    # A named page's source replaced by a link to one outside the Data Docs folders is refused too, and a page
+    # rendered from its source is served in its stead.
     page = home / accepted
-    page.unlink()
+    outside = tmp_path / "outside.validation.json"
+    shutil.copyfile(source_of(page), outside)
+    source_of(page).unlink()
+    source_of(page).symlink_to(outside)
+    assert client.get(f"/docs/{accepted}").status_code == 404
     page.symlink_to(secret)
     assert client.get(f"/docs/{accepted}").status_code == 404
     assert "<script>" not in client.get("/docs/<script>x.validation.html").text
+
+
+def test_a_page_whose_source_was_altered_is_a_clear_error(exchanged):
+    client = TestClient(create_app(str(exchanged.home.root)))
+    home = exchanged.home.root
+    named = sorted(str(Path(p).relative_to(home)) for p in audit_report.build(exchanged.trail.events()).data_docs())
+    accepted = [n for n in named if n.startswith("datadocs/")]
+    assert len(accepted) >= 3
+    sources = [source_of(home / n) for n in accepted[:2]]
+    sources[0].write_bytes(b" " * (MAX_SOURCE_BYTES + 1))
+    altered = json.loads(sources[1].read_text(encoding="utf-8"))
+    altered["run_name"] = "<script>alert(1)</script>"
+    sources[1].write_text(json.dumps(altered), encoding="utf-8")
+    for n, source in zip(accepted, sources):
+        answer = client.get(f"/docs/{n}")
+        assert answer.status_code == 500 and answer.headers["content-security-policy"].startswith("default-src")
+        assert f"{source.name}: " in answer.text and "<script>alert" not in answer.text
+    assert client.get(f"/docs/{accepted[-1]}").status_code == 200, "the other pages are served"
 
 
 def test_filters_are_checked_and_escaped(exchanged):

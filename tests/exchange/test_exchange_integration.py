@@ -12,6 +12,7 @@ from pathlib import Path
 
 from borderx.exchange import run_once
 from borderx.delivery.manifest import NAMESPACE
+from borderx.validation.datadocs import ensure_page, source_of
 
 BAD = ("resent", "_v2", "_draft")  # the demo's rejected extracts carry these in their names
 DELIVERIES = 6  # traveller_flows: two providers to two recipients; goods_crossings: one provider to two
@@ -206,10 +207,33 @@ def test_audit_trail_records_every_step_and_verifies(runtime):
     count, broken = runtime.trail.verify()
     assert broken is None and count > 0
     validated = [e for e in runtime.trail.events() if e["type"] == "validated" and e["details"]["success"]]
-    assert validated and all(Path(e["details"]["data_docs"]).is_file() for e in validated)
+    # A passing file's page is rendered from its source on first need.
+    assert validated and all(source_of(e["details"]["data_docs"]).is_file() for e in validated)
+    assert all(ensure_page(e["details"]["data_docs"]) for e in validated)
     types = [e["type"] for e in runtime.trail.events()]
     for step in ("received", "validated", "quarantined", "minimised", "suppressed", "encrypted", "signed",
                  "published", "archived"):
         assert step in types, step
     published = [e for e in runtime.trail.events() if e["type"] == "published"]
     assert len(published) == DELIVERIES and all(len(e["details"]["keys"]) == 3 for e in published)
+
+
+def test_a_file_quarantined_after_passing_its_suite_takes_its_page_along_rendered(runtime):
+    good = next(p for p in runtime.home.intake.rglob("*.csv") if not _is_bad(p.name))
+    # Its suite passes; a signature that does not verify sends it to quarantine after all.
+    signed = good.with_name("signed-" + good.name)
+    shutil.copyfile(good, signed)
+    signed.with_name(signed.name + ".sig").write_text("-----BEGIN SSH SIGNATURE-----\nbm90\n-----END SSH SIGNATURE-----\n")
+    good.unlink()
+    summary = run_once(runtime, settle_seconds=0)
+    passed = [q for q in summary.quarantined
+              if json.loads(Path(q["file"] + ".report.json").read_text())["validation"]["success"]]
+    assert [Path(q["file"]).name for q in passed] == [signed.name]
+    for q in passed:
+        report = json.loads(Path(q["file"] + ".report.json").read_text())
+        page = Path(q["file"] + ".validation.html")
+        assert report["data_docs"] == page.name and "Expectation Validation Result" in page.read_text()
+        assert page.stat().st_mode & 0o777 == 0o600
+    sha12 = {json.loads(Path(q["file"] + ".report.json").read_text())["sha256"][:12] for q in passed}
+    assert not [p for p in runtime.home.datadocs.rglob("*") if p.parent.name in sha12 or p.name in sha12], (
+        "nothing of its page is left among the accepted files' pages")

@@ -58,7 +58,8 @@ def _events(home) -> dict[str, list[tuple]]:
 
 
 def _pages(home) -> list[str]:
-    return sorted(str(p.relative_to(home.root)) for p in home.root.rglob("*.validation.html"))
+    """The Data Docs pages, and the sources of those still to be rendered."""
+    return sorted(str(p.relative_to(home.root)) for p in home.root.rglob("*.validation.*"))
 
 
 def _one_by_one(rt: Runtime) -> RunSummary:

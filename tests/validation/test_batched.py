@@ -12,6 +12,7 @@ import pytest
 from borderx.dev.samples import TRAVELLER_FLOWS_COLUMNS, traveller_flows_rows, write_csv
 from borderx.validation import GxSession, gx_run, validate_extract
 from borderx.validation.batched import validate_files
+from borderx.validation.datadocs import ensure_page, page_html, source_of
 
 SUITE = Path(__file__).resolve().parents[2] / "expectations" / "traveller_flows.json"
 
@@ -101,63 +102,29 @@ def test_each_file_gets_its_own_data_docs_page(tmp_path):
     paths.append(_bad(folder, "direction", BAD["direction"]))
     docs = [tmp_path / "docs" / p.stem for p in paths]
     outcomes = validate_files(paths, SUITE, data_docs_dirs=docs, session=GxSession())
-    for outcome, folder in zip(outcomes, docs):
-        page = Path(outcome.data_docs)
-        assert page.parent == folder and page.is_file()
-    assert "SIDEWAYS" not in Path(outcomes[-1].data_docs).read_text(encoding="utf-8")
-
-
-def test_pages_of_passing_files_may_be_written_later_and_failing_ones_are_written_at_once(tmp_path):
-    from borderx.validation.batched import write_page, write_pending_pages
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    paths = [_good(folder, day) for day in range(1, 4)]
-    paths.append(_bad(folder, "direction", BAD["direction"]))
-    session = GxSession()
-    outcomes = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
-                              session=session, defer_pages=True)
     pages = [Path(o.data_docs) for o in outcomes]
-    # The first two passed together; the third stood alone beside the bad one, and alone pages are written.
-    assert [p.exists() for p in pages] == [False, False, True, True]
-    write_page(str(pages[1]), session)
-    assert [p.exists() for p in pages] == [False, True, True, True]
-    write_pending_pages(session)
-    assert all(p.is_file() for p in pages) and not session.pending_pages
-    alone = validate_extract(paths[0], SUITE, session=GxSession(), data_docs_dir=tmp_path / "alone")
-
-    def same_but_times(page: Path) -> str:
-        text = re.sub(r"borderx-validation-\d+", "N", page.read_text(encoding="utf-8"))
-        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
-        return re.sub(r"\d{4}-?\d{2}-?\d{2}[T ][\d:.]+Z?(\+00:00)?", "T", text)
-
-    assert same_but_times(pages[0]) == same_but_times(Path(alone.data_docs))
+    assert [p.parent for p in pages] == docs
+    # Passing files' pages are left as their sources; the failing file's is rendered at once.
+    assert [p.exists() for p in pages] == [False, False, False, True]
+    assert all(source_of(p).is_file() for p in pages[:3])
+    assert "SIDEWAYS" not in pages[-1].read_text(encoding="utf-8")
+    assert all(ensure_page(p) and p.is_file() for p in pages)
 
 
-def test_pages_handed_to_a_writer_process_are_written_by_the_end_of_its_block(tmp_path):
-    from borderx.validation.batched import write_page
-    from borderx.validation.page_writer import PageWriter
-
+def test_pages_of_files_passing_together_are_the_pages_they_get_alone(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     paths = [_good(folder, day) for day in range(1, 5)]
-    session = GxSession()
-    outcomes = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
-                              session=session, defer_pages=True)
-    pages = [Path(o.data_docs) for o in outcomes]
-    with PageWriter(session, min_pages=1) as writer:
-        writer.hand_over()
-        assert not session.pending_pages and set(session.pages_apart) == {str(p) for p in pages}
-        # A page wanted at once (its file goes to quarantine) is waited for.
-        write_page(str(pages[2]), session)
-        assert pages[2].is_file()
-    assert all(p.is_file() for p in pages) and not session.pages_apart
-    here = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "here" / p.stem for p in paths],
-                          session=GxSession())
-    assert [_same_but_times(p) for p in pages] == [_same_but_times(Path(o.data_docs)) for o in here]
+    together = validate_files(paths, SUITE, data_docs_dirs=[tmp_path / "docs" / p.stem for p in paths],
+                              session=GxSession())
+    alone = [validate_extract(p, SUITE, session=GxSession(), data_docs_dir=tmp_path / "alone" / p.stem)
+             for p in paths]
+    assert [_same_but_times(page_html(o.data_docs)) for o in together] == [
+        _same_but_times(page_html(o.data_docs)) for o in alone]
 
 
-def _same_but_times(page: Path) -> str:
-    text = re.sub(r"borderx-validation-\d+", "N", page.read_text(encoding="utf-8"))
+def _same_but_times(html: str) -> str:
+    text = re.sub(r"borderx-validation-\d+", "N", html)
+    text = re.sub(r"\?d=\d{8}T\d{6}\.\d+Z", "?d=D", text)
     text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
     return re.sub(r"\d{4}-?\d{2}-?\d{2}[T ][\d:.]+Z?(\+00:00)?", "T", text)

@@ -13,6 +13,7 @@ import pytest
 
 from borderx.dev.samples import TRAVELLER_FLOWS_COLUMNS, traveller_flows_rows, write_csv
 from borderx.validation import validate_extract
+from borderx.validation.datadocs import ensure_page
 
 SUITE = Path(__file__).resolve().parents[2] / "expectations" / "traveller_flows.json"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,7 +61,10 @@ def test_a_file_named_like_markup_runs_no_script_in_its_data_docs_page(tmp_path,
     outcome = validate_extract(path, SUITE, data_docs_dir=tmp_path / "docs")
     assert outcome.success is not failing
     page = Path(outcome.data_docs)
-    assert page.parent == tmp_path / "docs" and page.is_file()
+    assert page.parent == tmp_path / "docs"
+    # A passing file's page is rendered from its source on first need, a failing one's at once.
+    assert page.is_file() is failing
+    assert ensure_page(page) and page.is_file()
     written = page.read_text(encoding="utf-8")
 
     dom = _dom_after_load(page, tmp_path / "chromium")

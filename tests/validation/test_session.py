@@ -10,6 +10,7 @@ from pathlib import Path
 from borderx.dev.samples import TRAVELLER_FLOWS_COLUMNS, traveller_flows_rows, write_csv
 from borderx.validation import GxSession, process_session, validate_extract
 from borderx.validation import workers as validation_workers
+from borderx.validation.datadocs import page_html
 
 SUITE = Path(__file__).resolve().parents[2] / "expectations" / "traveller_flows.json"
 FORK = multiprocessing.get_context("fork")
@@ -39,7 +40,7 @@ def test_each_page_gets_the_next_run_name_of_its_session(tmp_path):
     for n in range(2):
         outcome = validate_extract(_extract(tmp_path / f"{n}.csv"), SUITE, session=own,
                                    data_docs_dir=tmp_path / "docs")
-        names.append(Path(outcome.data_docs).read_text(encoding="utf-8"))
+        names.append(page_html(outcome.data_docs))
     assert "borderx-validation-1" in names[0] and "borderx-validation-2" in names[1]
 
 

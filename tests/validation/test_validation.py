@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from borderx.validation import extract, gx_run, reading, uniqueness
+from borderx.validation.datadocs import ensure_page, page_html, source_of, write_page_source
 from borderx.validation import workers as validation_workers
 from borderx.validation import (
     FailedExpectation,
@@ -480,7 +481,7 @@ def test_no_data_value_leaks(tmp_path, make, caplog, capfd):
     assert not outcome.success
     assert outcome.failures or outcome.error
     if outcome.data_docs:
-        assert SECRET not in Path(outcome.data_docs).read_text(encoding="utf-8")
+        assert SECRET not in page_html(outcome.data_docs)
     assert SECRET not in json.dumps(outcome.to_dict())
     assert SECRET not in str(outcome)
     assert SECRET not in repr(outcome)
@@ -524,14 +525,19 @@ def _assert_standalone_page(html: str) -> None:
             assert match.group(1).startswith("https://"), match.group(0)
 
 
-def test_data_docs_page_is_written_when_asked(tmp_path):
+def test_a_passing_files_page_is_named_at_once_and_rendered_from_its_source_on_first_need(tmp_path):
     docs = tmp_path / "docs" / "nested"
     outcome = validate(write_csv(tmp_path / "ok.csv", rows(6)), data_docs_dir=docs)
     assert outcome.success
     page = Path(outcome.data_docs)
     assert page == docs / "ok.csv.validation.html"
     assert outcome.to_dict()["data_docs"] == str(page)
-    assert [p.name for p in docs.iterdir()] == [page.name]
+    assert [p.name for p in docs.iterdir()] == ["ok.csv.validation.json"]
+    assert source_of(page).stat().st_mode & 0o777 == 0o600
+    assert ensure_page(page)
+    assert [p.name for p in docs.iterdir()] == [page.name], "the source is gone once the page is rendered"
+    assert page.stat().st_mode & 0o777 == 0o600
+    assert ensure_page(page), "a page already rendered is left as it is"
     html = page.read_text(encoding="utf-8")
     _assert_standalone_page(html)
     assert "traveller_flows" in html
@@ -542,7 +548,8 @@ def test_data_docs_page_shows_failures_without_values(tmp_path):
     data = rows(5, r2={"direction": SECRET}, r4={"nationality": f"{SECRET}@example.org"})
     outcome = validate(write_csv(tmp_path / "bad.csv", data), data_docs_dir=tmp_path)
     assert not outcome.success
-    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert Path(outcome.data_docs).is_file(), "a failing file's page is rendered at once"
+    html = page_html(outcome.data_docs)
     assert SECRET not in html
     assert "ENTRY" in html  # the rule's value set comes from the suite, not the data
     assert "Unsuccessful Expectations" in html
@@ -575,7 +582,7 @@ def test_data_docs_hold_no_values_whatever_the_result_format(tmp_path, monkeypat
     data[3] = dict(data[0])
     outcome = validate(write_csv(tmp_path / "complete.csv", data), data_docs_dir=tmp_path)
     assert not outcome.success
-    assert SECRET not in Path(outcome.data_docs).read_text(encoding="utf-8")
+    assert SECRET not in page_html(outcome.data_docs)
     assert SECRET not in json.dumps(outcome.to_dict())
 
 
@@ -584,7 +591,7 @@ def test_headerless_file_page_shows_no_first_row(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     path.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
     outcome = validate(path, data_docs_dir=tmp_path / "docs")
-    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    html = page_html(outcome.data_docs)
     assert SECRET not in html
     assert "[unrecognised column 2]" in html
 
@@ -613,10 +620,13 @@ def test_page_failure_does_not_fail_the_validation(tmp_path, monkeypatch, caplog
         raise RuntimeError(SECRET)
 
     monkeypatch.setattr(extract, "render_data_docs", broken)
+    monkeypatch.setattr(extract, "write_page_source", broken)
     outcome = validate(write_csv(tmp_path / "ok.csv", rows(2)), data_docs_dir=tmp_path / "docs")
     assert outcome.success
     assert outcome.data_docs is None
-    assert "Data Docs page not written (RuntimeError)" in caplog.text
+    failed = validate(write_csv(tmp_path / "bad.csv", rows(2, r1={"sex": "Q"})), data_docs_dir=tmp_path / "docs")
+    assert not failed.success and failed.data_docs is None
+    assert caplog.text.count("Data Docs page not written (RuntimeError)") == 2
     assert SECRET not in caplog.text
 
 
@@ -1120,7 +1130,7 @@ def test_blocked_page_holds_no_values(tmp_path, small_blocks):
     data = rows(40, r3={"nationality": SECRET}, r33={"sex": SECRET})
     data[35] = dict(data[2])
     outcome = validate(write_csv(tmp_path / "leak.csv", data), data_docs_dir=tmp_path / "docs")
-    html = Path(outcome.data_docs).read_text(encoding="utf-8")
+    html = page_html(outcome.data_docs)
     assert SECRET not in html
     assert "Unsuccessful Expectations" in html
     assert SECRET not in json.dumps(outcome.to_dict())

@@ -9,7 +9,8 @@ A small FastAPI app over one home's audit trail. Airflow's API server mounts it 
                         and what they were checked against (bucket, endpoint, hub key fingerprint)
     /delivery/{id}      one delivery traced from intake to bucket
     /docs/{path}        a Great Expectations Data Docs page the trail names, under HOME/datadocs/ or
-                        HOME/quarantine/ (nothing else in the home is served)
+                        HOME/quarantine/ (nothing else in the home is served); a passing file's page not
+                        yet rendered is rendered from its source, in memory
 
 Every page takes the period filter as query parameters: from, to (YYYY-MM-DD), agreement, provider,
 recipient. The app only reads: it never appends to the trail and never needs a private key.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
@@ -30,7 +32,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from borderx.audit import report as audit_report
 from borderx.audit.trail import AuditTrail
+from borderx.errors import PageSourceError
 from borderx.home import Home
+from borderx.validation.datadocs import page_html, source_of
 
 FILTERS = ("agreement", "provider", "recipient")
 
@@ -215,8 +219,9 @@ def docs_links(home: Home, prefix: str = "docs/"):
 
 
 def docs_page(home: Home, asked: str, named: set[str]) -> Path | None:
-    """The file for /docs/`asked`, if it is a Data Docs page that the trail names and that lies, symlinks
-    resolved, inside HOME/datadocs/ or HOME/quarantine/; None for anything else."""
+    """The page for /docs/`asked`, if it is a Data Docs page that the trail names and that lies, symlinks
+    resolved, inside HOME/datadocs/ or HOME/quarantine/, written or still to be rendered from its source there;
+    None for anything else."""
     if "\\" in asked or "\x00" in asked:
         return None
     rel = PurePosixPath(asked)
@@ -227,13 +232,16 @@ def docs_page(home: Home, asked: str, named: set[str]) -> Path | None:
     if asked not in named:
         return None
     try:
-        resolved = home.root.joinpath(*rel.parts).resolve(strict=True)
         folder = (home.root / rel.parts[0]).resolve(strict=True)
+        page = home.root.joinpath(*rel.parts)
+        # A passing file's page may still be only its source, beside where the page goes.
+        on_disk = page if os.path.lexists(page) else source_of(page)
+        resolved = on_disk.resolve(strict=True)
     except OSError:
         return None
     if not resolved.is_relative_to(folder) or not resolved.is_file():
         return None
-    return resolved
+    return resolved if on_disk == page else resolved.with_name(page.name)
 
 
 def _filter_form(period: Period) -> str:
@@ -334,10 +342,17 @@ def create_app(home: str | Path | None = None, *, dependencies: Sequence[Any] = 
         except TrailUnreadable as exc:
             return _html(_page("Data Docs", f'<p class="bx-error">{_esc(exc)}</p>'), 409)
         found = docs_page(h, page, named)
-        if found is None:
+        try:
+            # A passing file's page is rendered from its source when first asked for; nothing is written here.
+            document = page_html(found) if found is not None else None
+        except FileNotFoundError:
+            document = None
+        except PageSourceError as exc:
+            return _html(_page("Data Docs", f'<p class="bx-error">{_esc(exc)}</p>'), 500)
+        if document is None:
             return _html(_page("Data Docs", f"<p>No Data Docs page <code>{_esc(page)}</code> in the audit trail.</p>"),
                          404)
-        return HTMLResponse(found.read_text(encoding="utf-8", errors="replace"), headers=DOCS_HEADERS)
+        return HTMLResponse(document, headers=DOCS_HEADERS)
 
     @app.get("/delivery/{delivery_id}", response_class=HTMLResponse)
     def delivery_page(delivery_id: str) -> HTMLResponse:

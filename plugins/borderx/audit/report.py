@@ -336,6 +336,28 @@ def render(report: Report, fmt: str, out: str | os.PathLike | None = None) -> st
     return FORMATS[fmt](report)
 
 
+def render_pages(report: Report, home) -> list[str]:
+    """Renders the Data Docs pages the report links that are still only their source (a passing file's page
+    is rendered on first need), so that its links open; returns a line for each that could not be rendered.
+    Only pages inside HOME/datadocs/ or HOME/quarantine/ are rendered."""
+    from borderx.errors import PageSourceError
+    from borderx.validation.datadocs import ensure_page, source_of
+
+    folders = [Path(os.path.abspath(f)) for f in (home.datadocs, home.quarantine)]
+    problems = []
+    for page in sorted(report.data_docs()):
+        path = Path(os.path.abspath(page))
+        if not any(path.is_relative_to(f) for f in folders) or not path.name.endswith(".validation.html"):
+            continue
+        if path.exists() or not source_of(path).exists():
+            continue
+        try:
+            ensure_page(path)
+        except (PageSourceError, OSError) as exc:
+            problems.append(f"{page}: not rendered ({exc if isinstance(exc, PageSourceError) else type(exc).__name__})")
+    return problems
+
+
 def trace(events: Iterable[dict], delivery_id: str) -> list[dict]:
     """Every event of one delivery, from the receipt of its source to the bucket."""
     events = list(events)

@@ -78,9 +78,12 @@ def cmd_audit_report(args) -> int:
     from borderx.audit.trail import AuditTrail
     from borderx.home import Home
 
-    trail = AuditTrail(Home.resolve(args.home).audit)
-    report = audit_report.build(trail.events(), since=args.since, until=args.until, agreement=args.agreement,
-                                provider=args.provider, recipient=args.recipient)
+    home = Home.resolve(args.home)
+    report = audit_report.build(AuditTrail(home.audit).events(), since=args.since, until=args.until,
+                                agreement=args.agreement, provider=args.provider, recipient=args.recipient)
+    if args.format == "html":
+        for problem in audit_report.render_pages(report, home):
+            print(printable(f"Data Docs page {problem}"), file=sys.stderr)
     text = audit_report.render(report, args.format, args.out)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

@@ -55,33 +55,27 @@ def exchange_groups(rt: Runtime, file_groups: list[list[IntakeFile]], actor: dic
     validated while the deliveries of the one before wait on S3 and the disk; its files are claimed only once
     those are done, and content still being delivered is left out of its shared validation, so each file ends
     as it would with the groups one after the other. `on_group` hears of each group as it is begun."""
-    from borderx.validation.batched import write_pending_pages
-    from borderx.validation.page_writer import PageWriter
-
-    # The Data Docs pages of passing files are rendered by another process while files are delivered.
-    with PageWriter() as pages, ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
-        ahead = _taken_and_validated(rt, file_groups[0], actor, pages, set(), on_group) if file_groups else None
+    with ThreadPoolExecutor(max_workers=threads or DELIVERY_THREADS) as pool:
+        ahead = _taken_and_validated(rt, file_groups[0], actor, set(), on_group) if file_groups else None
         for n in range(len(file_groups)):
             taken, outcomes = ahead
             done, copies, sent = _claimed_and_sent(rt, taken, outcomes, actor, pool)
             in_flight = {done[i].extract.sha256 for i in sent}
-            ahead = (_taken_and_validated(rt, file_groups[n + 1], actor, pages, in_flight, on_group)
+            ahead = (_taken_and_validated(rt, file_groups[n + 1], actor, in_flight, on_group)
                      if n + 1 < len(file_groups) else None)
             for i, future in sent.items():
                 done[i] = future.result()
             for i in copies:
                 done[i] = _caught(exchange_received, rt, _caught(stages.claim, rt, taken[i], actor), actor)
-            write_pending_pages()
             yield done
 
 
-def _taken_and_validated(rt: Runtime, files: list[IntakeFile], actor: dict | None, pages, in_flight: set[str],
+def _taken_and_validated(rt: Runtime, files: list[IntakeFile], actor: dict | None, in_flight: set[str],
                          on_group: Callable[[list[IntakeFile]], None] | None) -> tuple[list, dict]:
     if on_group:
         on_group(files)
     taken = [_caught(stages.take_and_hash, rt, f, actor) for f in files]
     outcomes = stages.validate_suites(rt, taken, leave_out=in_flight)
-    pages.hand_over()
     return taken, outcomes
 
 
@@ -130,10 +124,6 @@ def exchange_received(rt: Runtime, received: Received | Quarantined | Gone, acto
 def delivered(rt: Runtime, accepted: Accepted, actor: dict | None = None) -> Exchanged | Quarantined:
     """Every delivery of an accepted extract, then the extract archived. A file that changed while it was
     delivered is quarantined, and no delivery after that one is made."""
-    from borderx.validation.batched import write_pending_page
-
-    # A Data Docs page of the group, written while the other threads wait on S3 and the disk.
-    write_pending_page()
     # One fsync for the events of each step that reports something done (stages commit before the ledger
     # settles and before a receipt), rather than one for every event.
     with rt.trail.grouped():

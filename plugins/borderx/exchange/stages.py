@@ -198,7 +198,7 @@ def validate_suites(rt: Runtime, taken: list, leave_out: set[str] = frozenset())
     outcomes: dict[str, Any] = {}
     for dataset, extracts in by_dataset.items():
         found = validate_files([Path(e.path) for e in extracts], rt.config.suite_path(dataset),
-                               data_docs_dirs=[_docs_dir(rt, e) for e in extracts], defer_pages=True)
+                               data_docs_dirs=[_docs_dir(rt, e) for e in extracts])
         outcomes.update((e.path, o) for e, o in zip(extracts, found) if o is not None)
     return outcomes
 
@@ -347,10 +347,6 @@ def _check_publishing(rt: Runtime) -> None:
 
 def _quarantine(rt: Runtime, extract: Extract, reasons: list[Reason], validation: dict | None,
                 actor: dict | None, verdict: signatures.Verdict | None = None) -> Quarantined:
-    from borderx.validation.batched import write_page
-
-    # The page goes with the file: one left to write later is written now.
-    write_page((validation or {}).get("data_docs"))
     where = quarantine(
         rt.home, source=Path(extract.path), agency=extract.agency, dataset=extract.dataset, sha256=extract.sha256,
         reasons=reasons, validation=validation, now=rt.clock(),

@@ -33,7 +33,8 @@ How a file of any size is validated (extract.validate_extract):
   the whole file as one batch, in memory (suite.py plans which expectation runs where).
 
 What GX returns is turned into value-free findings (findings.py) and, on request, a Data Docs
-page rendered from a value-free copy (datadocs.py).
+page rendered from a value-free source: at once for a failing file, on first need for a passing
+one (datadocs.py).
 """
 
 import logging

@@ -21,9 +21,8 @@ from typing import Any
 
 from borderx.validation import gx_run, reading
 from borderx.validation.blocks import ChunkResult, Tally
-from borderx.validation.datadocs import page_of
 from borderx.validation.combine import Combined, FileRun, map_result, not_evaluated, suite_result
-from borderx.validation.extract import _facts_results, _write_page, outcome_of, validate_extract
+from borderx.validation.extract import _facts_results, data_docs_of, outcome_of, validate_extract
 from borderx.validation.gx_setup import new_suite
 from borderx.validation.outcome import ValidationOutcome
 from borderx.validation.session import GxSession, process_session
@@ -55,13 +54,10 @@ def validate_files(
     *,
     data_docs_dirs: list[Path | None] | None = None,
     session: GxSession | None = None,
-    defer_pages: bool = False,
 ) -> list[ValidationOutcome | None]:
     """The outcome validate_extract gives each file, in order; None where validating it alone
-    raised (the caller validates that file again alone, and meets the error there).
-
-    With defer_pages, the Data Docs pages of files that pass are named in their outcomes but
-    written later (write_page, write_pending_page, write_pending_pages)."""
+    raised (the caller validates that file again alone, and meets the error there). Data Docs
+    pages are given as validate_extract gives them."""
     session = session or process_session()
     docs = data_docs_dirs or [None] * len(paths)
     suite = session.suite_file(suite_path)
@@ -80,7 +76,7 @@ def validate_files(
         alone = list(range(len(paths)))
     for group in groups.values():
         for part in _by_size(group):
-            alone += _validate_shared(session, suite, plan, part, docs, outcomes, defer_pages)
+            alone += _validate_shared(session, suite, plan, part, docs, outcomes)
     for index in sorted(alone):
         outcomes[index] = _alone(paths[index], suite_path, docs[index], session)
     return outcomes
@@ -138,18 +134,18 @@ def _by_size(group: list[_Read]) -> list[list[_Read]]:
     return parts + ([part] if part else [])
 
 
-def _validate_shared(session, suite, plan: Plan, group: list[_Read], docs, outcomes, defer: bool) -> list[int]:
+def _validate_shared(session, suite, plan: Plan, group: list[_Read], docs, outcomes) -> list[int]:
     """Fills the outcomes of the files that pass together; returns the indices left to validate alone."""
     if len(group) == 1:
         return [group[0].index]
     if not _all_pass(session, plan, group):
         half = len(group) // 2
-        return (_validate_shared(session, suite, plan, group[:half], docs, outcomes, defer)
-                + _validate_shared(session, suite, plan, group[half:], docs, outcomes, defer))
+        return (_validate_shared(session, suite, plan, group[:half], docs, outcomes)
+                + _validate_shared(session, suite, plan, group[half:], docs, outcomes))
     known_columns = columns_named_in(suite)
     for read in group:
         run = _passing_run(session, plan, read)
-        outcomes[read.index] = _outcome(session, suite, run, read.path, docs[read.index], defer, known_columns)
+        outcomes[read.index] = _outcome(session, suite, run, read.path, docs[read.index], known_columns)
     return []
 
 
@@ -205,63 +201,7 @@ def _facts(session: GxSession, plan: Plan, layout: reading.Layout, rows: int) ->
     return copy.deepcopy(known)
 
 
-def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None, defer: bool,
+def _outcome(session, suite, run: FileRun, path: Path, docs_dir: Path | None,
              known_columns: set[str]) -> ValidationOutcome:
-    data_docs = None
-    if docs_dir is not None and defer and run.result.success:
-        data_docs = _pending_page(session, run, path, docs_dir, known_columns)
-    elif docs_dir is not None:
-        data_docs = _write_page(session, run, path, docs_dir, known_columns)
+    data_docs = data_docs_of(session, run, path, docs_dir, known_columns) if docs_dir is not None else None
     return outcome_of(run, suite, known_columns, data_docs)
-
-
-# -- Data Docs pages of passing files, written later
-#
-# A page costs more than the rest of a small file's validation. A passing file's page is named in its outcome
-# at once and written later, while other files' deliveries wait on S3 and the disk (write_pending_page), or
-# before anything moves it (write_page); a file that fails gets its page at once, as alone.
-
-
-def _pending_page(session, run: FileRun, path: Path, docs_dir: Path, known_columns: set[str]) -> str | None:
-    try:
-        page = page_of(run.result, docs_dir, name=path.name, known_columns=known_columns, session=session)
-    except Exception as exc:
-        log.warning("%s: Data Docs page not written (%s)", path.name, type(exc).__name__)
-        return None
-    session.pending_pages[str(page.path)] = page
-    return str(page.path)
-
-
-def write_page(path: str | None, session: GxSession | None = None) -> None:
-    """Writes the page at `path` now if it is still to be written."""
-    from borderx.validation.page_writer import wait_for_page
-
-    session = session or process_session()
-    page = session.pending_pages.pop(path, None) if path else None
-    if page is not None:
-        _write(session, page)
-    elif path:
-        wait_for_page(session, path)
-
-
-def write_pending_page(session: GxSession | None = None) -> bool:
-    """Writes one page still to be written, if any; True if there was one."""
-    session = session or process_session()
-    try:
-        _, page = session.pending_pages.popitem()
-    except KeyError:
-        return False
-    _write(session, page)
-    return True
-
-
-def write_pending_pages(session: GxSession | None = None) -> None:
-    while write_pending_page(session):
-        pass
-
-
-def _write(session: GxSession, page) -> None:
-    try:
-        page.write(session)
-    except Exception as exc:
-        log.warning("%s: Data Docs page not written (%s)", page.path.name, type(exc).__name__)

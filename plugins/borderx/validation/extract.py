@@ -16,7 +16,7 @@ from typing import Any
 from borderx.validation import gx_run, reading, workers
 from borderx.validation.blocks import ChunkTask, validate_chunk
 from borderx.validation.combine import Combined, FileRun, map_result, not_evaluated, suite_result
-from borderx.validation.datadocs import render_data_docs
+from borderx.validation.datadocs import render_data_docs, write_page_source
 from borderx.validation.findings import failures_of, outcome_statistics
 from borderx.validation.gx_setup import new_suite
 from borderx.errors import SuiteError, ValidationRunError
@@ -36,7 +36,9 @@ def validate_extract(
     data_docs_dir: Path | None = None,
     session: GxSession | None = None,
 ) -> ValidationOutcome:
-    """Validate one extract; with data_docs_dir, also write the run's Data Docs page there.
+    """Validate one extract; with data_docs_dir, also give the run a Data Docs page there: a failing
+    file's is rendered now, a passing file's is left as its source, rendered on first need
+    (datadocs.ensure_page). The outcome names the page either way.
 
     A file that cannot be read as CSV gets no page: GX never ran on it. session defaults to
     this process's own.
@@ -60,7 +62,7 @@ def validate_extract(
     known_columns = columns_named_in(suite)
     data_docs = None
     if data_docs_dir is not None:
-        data_docs = _write_page(session, run, csv_path, data_docs_dir, known_columns)
+        data_docs = data_docs_of(session, run, csv_path, data_docs_dir, known_columns)
     return outcome_of(run, suite, known_columns, data_docs)
 
 
@@ -90,13 +92,15 @@ def _unreadable(suite_name: str, error: str) -> ValidationOutcome:
     )
 
 
-def _write_page(
+def data_docs_of(
     session: GxSession, run: FileRun, csv_path: Path, out_dir: Path, known_columns: set[str]
 ) -> str | None:
+    """The path of the run's Data Docs page in out_dir. A failing file's page is rendered now: its
+    quarantine report sends the officer to it. A passing file's page costs more to render than the
+    rest of a small file's validation and is seldom opened: only its source is written."""
+    write = write_page_source if run.result.success else render_data_docs
     try:
-        page = render_data_docs(
-            run.result, out_dir, name=csv_path.name, known_columns=known_columns, session=session
-        )
+        page = write(run.result, out_dir, name=csv_path.name, known_columns=known_columns, session=session)
     except Exception as exc:
         # The page is a convenience beside the verdict; failing to write it must not turn into
         # a failed validation, and the exception text may quote data.

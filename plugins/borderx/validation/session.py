@@ -57,12 +57,8 @@ class GxSession:
         # Results of a suite's table expectations by (plan token, columns, rows): see batched._facts.
         self.facts: dict[tuple, dict] = {}
         self._renderers: tuple[Any, Any] | None = None
-        # Held while a page renders: pages may be written from the threads that deliver.
+        # Held while a page renders: pages may be rendered from several threads (the auditor's app).
         self.render_lock = threading.Lock()
-        # Data Docs pages of passing files, named in their outcome, not yet written (see batched.py).
-        self.pending_pages: dict[str, Any] = {}
-        # Pages handed to a writer process (page_writer.py), with their futures, until waited for.
-        self.pages_apart: dict[str, Any] = {}
         self._pages = itertools.count(1)
         # Set once worker processes could not be started here (a daemonic process, such as a
         # Celery prefork worker, may not have children): every later file is validated here.
