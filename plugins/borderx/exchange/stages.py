@@ -395,12 +395,12 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
 def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
     # The provider hears of an outcome only once the trail's events of it are on disk.
     rt.trail.commit()
-    where, sha256 = receipts.issue(rt, receipt)
-    notices.after_receipt(rt, receipt, where)
+    issued = receipts.issue(rt, receipt)
+    notices.after_receipt(rt, receipt, issued.text)
     status = (receipt.signature or {}).get("status", "not-checked")
     rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
-                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,
-                                     provider_signature=status, receipt=where), actor=actor)
+                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=issued.sha256,
+                                     provider_signature=status, receipt=issued.where), actor=actor)
 
 
 def _archive_signature(source: Path, archived: Path) -> None:
