@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,8 +24,6 @@ class Ledger:
         ledger is made: then this one replaces a ledger that was lost, and content it held may come again."""
         new = not path.exists()
         self.path = private_store(path)
-        # Per thread (a connection is used by the thread that made it), made again in a forked child.
-        self._kept = threading.local()
         try:
             self._create()
         except sqlite3.DatabaseError:
@@ -40,13 +37,13 @@ class Ledger:
             new, hub_has_past = True, lambda: True
         # Only a ledger that knows everything the hub took in can spare the bucket the question whether a first
         # claim was published before; one made after the hub's start says so for good.
-        with connect_store(self.path) as db:
+        with self._connect() as db:
             if new and hub_has_past():
                 db.execute("INSERT INTO afresh VALUES (?)", (dt.datetime.now(dt.timezone.utc).isoformat(),))
             self.started_afresh = db.execute("SELECT 1 FROM afresh LIMIT 1").fetchone() is not None
 
     def _create(self) -> None:
-        with connect_store(self.path) as db:
+        with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS extracts ("
                 " sha256 TEXT PRIMARY KEY, agency TEXT, dataset TEXT, name TEXT,"
@@ -55,15 +52,7 @@ class Ledger:
             db.execute("CREATE TABLE IF NOT EXISTS afresh (since TEXT)")
 
     def _connect(self) -> sqlite3.Connection:
-        """This thread's connection, kept between calls: opening one costs more than a claim or a settle. Each
-        call is its own transaction (autocommit), committed on the disk before it returns, as with a new one."""
-        kept = getattr(self._kept, "db", None)
-        if kept is None or kept[0] != os.getpid():
-            if kept is not None:
-                # A parent's connection is neither used nor closed in its forked child (SQLite forbids both).
-                self._kept.inherited = kept
-            kept = self._kept.db = (os.getpid(), connect_store(self.path))
-        return kept[1]
+        return connect_store(self.path)
 
     def claim(self, extract: Extract) -> dict | None:
         """Records a new extract; returns the earlier record if this content was already taken in.
