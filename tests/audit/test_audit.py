@@ -183,3 +183,17 @@ def test_every_event_of_a_real_run_fits_its_definition_and_the_schema(runtime, c
     assert list(validator.iter_errors(forged))
     cut = {**trail[-1], "details": {k: v for k, v in trail[-1]["details"].items() if k != "reason"}}
     assert list(validator.iter_errors(cut))
+
+
+def test_trails_of_one_folder_appending_in_turn_keep_one_chain(tmp_path):
+    """Each process has its own trail object on the same file: an append after another's follows that one."""
+    from borderx.audit.trail import AuditTrail as Trail
+
+    first, second = Trail(tmp_path / "audit"), Trail(tmp_path / "audit")
+    order = [first, first, second, first, second, second, first]
+    for n, trail in enumerate(order):
+        trail.append("received", provider="ZA-DHA", dataset="x", source_sha256="a" * 64, source_name=f"f{n}",
+                     size=n)
+    count, broken = first.verify()
+    assert (count, broken) == (len(order), None)
+    assert [e["seq"] for e in first.events()] == list(range(1, len(order) + 1))

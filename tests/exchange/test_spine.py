@@ -73,3 +73,39 @@ def test_every_hand_off_survives_its_dict_form(runtime):
     assert through_xcom(Received(accepted.extract)).extract == accepted.extract
     assert Finished.from_dict({"extract": "x.csv", "archived": None}).deliveries == ()
     assert tasks.delivery_jobs([accepted.to_dict()]) == [DeliveryJob(accepted, p).to_dict() for p in accepted.plans]
+
+
+def test_a_file_counts_as_done_once_its_events_are_on_the_disk_with_one_wait_for_the_disk(runtime):
+    """The ledger settles a file, and its receipt is issued, only after the trail's events of it (its archiving
+    included) are on the disk: one fsync covers both."""
+    import os
+
+    from borderx.bucket.publish import ensure_bucket
+    from borderx.exchange import Accepted, stages
+
+    ensure_bucket(runtime.s3, runtime.target.bucket)
+    accepted = next(a for a in (stages.validate(runtime, stages.receive(runtime, f))
+                                for f in stages.discover(runtime, settle_seconds=0)) if isinstance(a, Accepted))
+    synced, seen = [], []
+    trail_sync, settle = runtime.trail.sync, runtime.ledger.settle
+
+    def sync():
+        trail_sync()
+        synced.append(os.path.getsize(runtime.trail.path))
+
+    def settled(sha256, outcome, **kw):
+        # Every event so far, the Archived one last, was in the file at the last sync.
+        events = list(runtime.trail.events())
+        seen.append((events[-1]["type"], synced[-1] if synced else None, os.path.getsize(runtime.trail.path)))
+        settle(sha256, outcome, **kw)
+
+    runtime.trail.sync, runtime.ledger.settle = sync, settled
+    with runtime.trail.grouped():
+        results = [stages.deliver(runtime, accepted, plan) for plan in accepted.plans]
+        synced.clear()
+        stages.finish(runtime, accepted, results)
+    (last, at_sync, size), = seen
+    assert last == "archived" and at_sync == size, "settled before its events were on the disk"
+    assert len(synced) == 2, "one fsync before the ledger and the receipt, one at the group's end"
+    types = [e["type"] for e in runtime.trail.events()][-2:]
+    assert types == ["archived", "receipt-issued"]

@@ -18,6 +18,15 @@ def _notice(key: str = "accepted/ZA-DHA/x") -> Notice:
     return Notice("accepted", "provider", "ZA-DHA", key, "[borderx] subject", "text\n", {"dataset": "x"})
 
 
+def test_a_notice_waits_in_the_outbox_with_every_field_and_comes_back_the_same():
+    import dataclasses
+
+    notice = Notice("accepted", "provider", "ZA-DHA", "k", "[borderx] s", "text\n",
+                    {"dataset": "x", "reasons": ["a", "b"], "deliveries": []})
+    assert notice.to_dict() == dataclasses.asdict(notice)
+    assert Notice.from_dict(notice.to_dict()) == notice
+
+
 def test_backoff_doubles_from_a_minute_up_to_an_hour():
     assert [backoff(n).total_seconds() for n in (1, 2, 3, 7, 8, 30)] == [60, 120, 240, 3600, 3600, 3600]
 

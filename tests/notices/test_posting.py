@@ -1,39 +1,52 @@
-"""What a notice is made of: the receipt's text is read back from the agency's folder only as the hub wrote
-it; a bucket or TSA that does not answer is an outage."""
+"""What a notice is made of: the receipt's text as the hub issued it, never read back from the agency's folder;
+a bucket or TSA that does not answer is an outage."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 
-def test_a_receipt_text_swapped_for_a_link_is_not_read(tmp_path):
-    """An agency owns its folder: a link where its receipt's text was must not carry another file out."""
+def test_the_providers_notice_is_the_receipt_as_the_hub_issued_it_whatever_the_agency_folder_holds(
+        runtime, tmp_path):
+    """An agency owns its folder: nothing it puts there, in place of its receipt's text or of the folder itself,
+    travels in a notice from the hub. The text is the one the hub rendered when it issued the receipt."""
+    import json
     import os
-    from types import SimpleNamespace
 
-    from borderx.home import Home
-    from borderx.notices.posting import read_text
+    from borderx.intake.receipts import Receipt, issue
+    from borderx.notices import after_receipt
+    from borderx.notices.outbox import outbox_of
 
-    home = Home(tmp_path)
-    folder = tmp_path / "intake" / "ZA-DHA" / "receipts" / "flows"
-    folder.mkdir(parents=True)
-    secret = tmp_path / "keys" / "hub_key"
-    secret.parent.mkdir()
+    sha256 = "ab" * 32
+    receipt = Receipt("ZA-DHA", "traveller_flows", "x.csv", sha256, 12, "2026-12-01T10:00:00Z", "accepted",
+                      deliveries=[{"agreement": "DSA-2026-001", "recipient": "ZA-SARS", "delivery_id": "d1",
+                                   "status": "published"}])
+    issued = issue(runtime, receipt)
+    written = Path(issued.where[: -len(".json")] + ".txt")
+    assert issued.text == written.read_text(encoding="utf-8")
+    assert issued.text.startswith("RECEIPT: x.csv ACCEPTED") and sha256 in issued.text
+
+    secret = tmp_path / "hub_key"
     secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    rt = SimpleNamespace(home=home)
-    (folder / "x.csv.receipt.txt").write_text("RECEIPT: x.csv ACCEPTED\n")
-    assert read_text(rt, str(folder / "x.csv.receipt.json")) == "RECEIPT: x.csv ACCEPTED\n"
-    (folder / "x.csv.receipt.txt").unlink()
-    os.symlink(secret, folder / "x.csv.receipt.txt")
-    assert read_text(rt, str(folder / "x.csv.receipt.json")) is None
-    (folder / "x.csv.receipt.txt").unlink()
-    os.link(secret, folder / "x.csv.receipt.txt")
-    assert read_text(rt, str(folder / "x.csv.receipt.json")) is None, "a second name of another file"
-    receipts = folder.parent
+    written.unlink()
+    os.symlink(secret, written)
+    after_receipt(runtime, receipt, issued.text)
+
+    receipts = written.parent.parent
     os.rename(receipts, tmp_path / "elsewhere")
     os.symlink(tmp_path / "elsewhere", receipts)
-    assert read_text(rt, str(folder / "x.csv.receipt.json")) is None, "a linked folder on the way"
+    duplicate = Receipt("ZA-DHA", "traveller_flows", "x.csv", "cd" * 32, 12, "2026-12-01T11:00:00Z", "quarantined",
+                        reasons=[{"rule": "duplicate", "message": "seen before"}])
+    again = issue(runtime, duplicate)
+    assert again.where is None, "not written through a linked folder"
+    assert again.text.startswith("RECEIPT: x.csv QUARANTINED") and "[duplicate] seen before" in again.text
+    after_receipt(runtime, duplicate, again.text)
 
+    told = [e["notice"] for e in outbox_of(runtime.home).waiting() if e["notice"]["audience"] == "provider"]
+    assert [n["text"] for n in told] == [issued.text, again.text]
+    assert all("PRIVATE KEY" not in json.dumps(e) for e in outbox_of(runtime.home).waiting())
 
 
 @pytest.mark.parametrize("error,service", [

@@ -111,3 +111,78 @@ def test_empty_parquet_delivery_holds_the_schema(tmp_path):
     minimise(src, sink, ["period", "travellers"], count_column="travellers", out_format="parquet")
     table = pq.read_table(io.BytesIO(sink.getvalue()))
     assert table.num_rows == 0 and [str(t) for t in table.schema.types] == ["string", "int64"]
+
+
+def _cuts(source):
+    """A CSV cut and a Parquet cut of `source`, each with its result, as one recipient after another gets them."""
+    plans = [(["period", "border_point", "travellers"], "csv"), (["nationality", "travellers"], "parquet"),
+             (["sex", "age_band"], "csv")]
+    made = []
+    for columns, out_format in plans:
+        sink = io.BytesIO()
+        result = minimise(source, sink, columns, count_column="travellers", min_cell_size=5,
+                          column_types={"travellers": "integer"}, out_format=out_format)
+        made.append((sink.getvalue(), result))
+    return made
+
+
+def test_a_small_extract_is_parsed_once_for_every_cut_and_each_cut_is_the_streamed_one(tmp_path):
+    import hashlib
+
+    from borderx.policy.minimise import Rows
+
+    src = write_csv(tmp_path / "x.csv", TRAVELLER_FLOWS_COLUMNS, _rows([0, 1, 4, 5, 6, 100] * 50))
+    rows = Rows(src, hashlib.sha256(src.read_bytes()).hexdigest())
+    assert count_small_cells(rows, "travellers", 5) == count_small_cells(src, "travellers", 5) == (100, 250)
+    assert rows.held
+    streamed = _cuts(src)
+    src.write_text("not,the,extract\n")  # held rows are what was read, not what the file says now
+    assert _cuts(rows) == streamed
+    rows.release()
+    assert not rows.held and not Rows(src).held
+
+
+def test_rows_are_held_only_of_the_received_bytes_of_a_small_plain_csv(tmp_path):
+    import gzip
+    import hashlib
+
+    from borderx.policy.minimise import HELD_BYTES, Rows
+
+    src = write_csv(tmp_path / "x.csv", TRAVELLER_FLOWS_COLUMNS, _rows([3, 7]))
+    changed = Rows(src, hashlib.sha256(b"what was received").hexdigest())
+    assert _cuts(changed) == _cuts(src) and not changed.held, "bytes that are not the received extract are streamed"
+
+    big = write_csv(tmp_path / "big.csv", TRAVELLER_FLOWS_COLUMNS, _rows(range(HELD_BYTES // 40)))
+    assert big.stat().st_size > HELD_BYTES
+    large = Rows(big)
+    assert count_small_cells(large, "travellers", 5) == count_small_cells(big, "travellers", 5)
+    assert not large.held, "memory must not grow with the extract"
+
+    packed = tmp_path / "x.csv.gz"
+    packed.write_bytes(gzip.compress(src.read_bytes()))
+    compressed = Rows(packed)
+    assert _cuts(compressed) == _cuts(src) and not compressed.held, "a compressed file's rows are not bounded"
+
+
+def test_a_file_the_whole_parse_refuses_is_cut_as_it_is_streamed(tmp_path):
+    import pytest
+
+    from borderx.policy.minimise import Rows
+
+    src = tmp_path / "x.csv"
+    src.write_bytes(b"period,nationality,travellers\n2026-11-01,\xff\xfe,12\n")
+    rows = Rows(src)
+    assert _first_cut(rows) == _first_cut(src) == b'"period","travellers"\n"2026-11-01",12\n'
+    assert not rows.held, "not UTF-8 in a column no cut reads"
+
+    lacking = write_csv(tmp_path / "y.csv", ["period", "travellers"], [["2026-11-01", "12"]])
+    for source in (Rows(lacking), lacking):
+        with pytest.raises(Exception) as streamed:
+            _first_cut(source, ["period", "border_point"])
+        assert "border_point" in str(streamed.value)
+
+
+def _first_cut(source, columns=("period", "travellers")):
+    sink = io.BytesIO()
+    minimise(source, sink, list(columns), column_types={"travellers": "integer"})
+    return sink.getvalue()

@@ -55,6 +55,8 @@ class AuditTrail:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         # Per thread: how deep in grouped() blocks, and whether events wait for their fsync.
         self._group = threading.local()
+        # Where this trail's last append ended (device, inode, size) and that event's seq and hash.
+        self._tail: tuple[int, int, int, dict] | None = None
 
     def record(self, event: Event, *, actor: dict | None = None) -> dict:
         """Appends `event`, built with its class in borderx.audit.events; returns the line as written."""
@@ -65,11 +67,10 @@ class AuditTrail:
         # An unknown type is a programming error, not a new kind of event.
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown audit event type {type_!r}")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as fh:
+        with self._opened() as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                last = _last_event(fh)
+                last = self._last(fh)
                 event = {
                     "seq": (last["seq"] + 1) if last else 1,
                     "time": self._clock().isoformat().replace("+00:00", "Z"),
@@ -82,6 +83,8 @@ class AuditTrail:
                 fh.seek(0, os.SEEK_END)
                 fh.write(canonical(event) + b"\n")
                 fh.flush()
+                st = os.fstat(fh.fileno())
+                self._tail = (st.st_dev, st.st_ino, st.st_size, {"seq": event["seq"], "hash": event["hash"]})
                 if getattr(self._group, "depth", 0):
                     self._group.unsynced = True
                 else:
@@ -89,6 +92,21 @@ class AuditTrail:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         return event
+
+    def _opened(self):
+        try:
+            return open(self.path, "a+b")
+        except FileNotFoundError:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return open(self.path, "a+b")
+
+    def _last(self, fh) -> dict | None:
+        """The last event's seq and hash. Read back from the file, unless the file is as this trail's own last
+        append left it (same file, same size: no other writer appended since), which the lock held now keeps."""
+        st = os.fstat(fh.fileno())
+        if self._tail is not None and self._tail[:3] == (st.st_dev, st.st_ino, st.st_size):
+            return self._tail[3]
+        return _last_event(fh)
 
     @contextmanager
     def grouped(self) -> Iterator[None]:

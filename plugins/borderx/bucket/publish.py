@@ -64,8 +64,6 @@ def publish_delivery(
 ) -> list[str]:
     """Uploads data, manifest, signature, in that order; a rerun after a crash overwrites what an earlier
     attempt left, so the end state is one complete delivery."""
-    transfer = TransferConfig(multipart_threshold=target.multipart_threshold, multipart_chunksize=max(
-        8 << 20, target.multipart_threshold // 4))
     common = {"ChecksumAlgorithm": "SHA256"}
     if target.server_side_encryption:
         common["ServerSideEncryption"] = target.server_side_encryption
@@ -80,6 +78,8 @@ def publish_delivery(
                                   ContentType="application/octet-stream", **common)
         else:
             abort_unfinished_uploads(client, target.bucket, location.prefix)
+            transfer = TransferConfig(multipart_threshold=target.multipart_threshold, multipart_chunksize=max(
+                8 << 20, target.multipart_threshold // 4))
             client.upload_file(str(data_path), target.bucket, keys[0], Config=transfer,
                                ExtraArgs={**common, "ContentType": "application/octet-stream"})
         client.put_object(Bucket=target.bucket, Key=keys[1], Body=manifest, ContentType="application/json", **common)

@@ -18,7 +18,7 @@ from borderx.delivery import manifest as mf
 from borderx.delivery.layout import DeliveryLocation
 from borderx.intake import Extract
 from borderx.policy import DeliveryPlan
-from borderx.policy.minimise import MinimiseResult, minimise
+from borderx.policy.minimise import MinimiseResult, Source, minimise
 
 
 class HashingWriter:
@@ -56,8 +56,9 @@ class SignedManifest:
         return hashlib.sha256(self.body).hexdigest()
 
 
-def encrypt_minimised(source: Path, work: Path, plan: DeliveryPlan) -> Encrypted:
-    """Writes the columns `plan` allows, small cells left out, as age ciphertext to `work` (mode 0600)."""
+def encrypt_minimised(source: Source, work: Path, plan: DeliveryPlan) -> Encrypted:
+    """Writes the columns `plan` allows of `source` (the extract's path, or its Rows), small cells left out, as
+    age ciphertext to `work` (mode 0600)."""
     recipients = [age.parse_recipient(k) for k in plan.age_recipients]
     fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as raw:

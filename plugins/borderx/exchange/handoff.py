@@ -96,6 +96,9 @@ class Accepted:
     signature: dict[str, Any] | None = None
     # As Received.first_claim: then no delivery of it can be in the bucket yet, and none is looked for.
     first_claim: bool = field(default=False, compare=False)
+    # The extract's rows (borderx.policy.minimise.Rows), parsed once in this process for every cut of it; not
+    # handed on between tasks (each task parses what it cuts), nor part of the value.
+    rows: Any = field(default=None, compare=False, repr=False)
     status = "accepted"
 
     def to_dict(self) -> dict:

@@ -27,7 +27,7 @@ from borderx.intake import (
     scan, take,
 )
 from borderx.policy import DeliveryPlan, decide
-from borderx.policy.minimise import count_small_cells
+from borderx.policy.minimise import Rows, count_small_cells
 from borderx.quarantine import Reason, place_beside, quarantine
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,10 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
         reasons += _origin_reasons(rt, extract)
     small = SmallCells(decision.min_cell_size, 0, 0)
     count_column = rt.config.datasets[extract.dataset].count_column
+    # Parsed once, when small, for the count below and every recipient's cut.
+    rows = Rows(path, extract.sha256)
     if not reasons and count_column and decision.min_cell_size > 1:
-        small = SmallCells(decision.min_cell_size, *count_small_cells(path, count_column, decision.min_cell_size))
+        small = SmallCells(decision.min_cell_size, *count_small_cells(rows, count_column, decision.min_cell_size))
         if small.rows and decision.reject_small_cells:
             reasons.append(
                 Reason(
@@ -179,7 +181,7 @@ def validate(rt: Runtime, received: Received | Quarantined | Gone,
     if reasons:
         return _quarantine(rt, extract, reasons, outcome.to_dict(), actor, verdict)
     return Accepted(extract, validation, tuple(decision.plans), small, verdict.to_dict(),
-                    first_claim=received.first_claim)
+                    first_claim=received.first_claim, rows=rows)
 
 
 def validate_suites(rt: Runtime, taken: list, leave_out: set[str] = frozenset()) -> dict[str, Any]:
@@ -245,7 +247,7 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
     work = rt.home.work / f"{plan.delivery_id}.{data_file(plan.format)}"
     try:
         check_unchanged(extract)
-        encrypted = _encrypt(rt, extract, work, plan)
+        encrypted = _encrypt(rt, accepted, work, plan)
         # Published only if the source is still the file that was hashed, validated and now encrypted.
         check_unchanged(extract, rehash=True)
         cut = encrypted.cut
@@ -273,9 +275,10 @@ def _deliver(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, actor: dict | 
     return result("published", rows=cut.rows_out, suppressed_rows=cut.suppressed_rows)
 
 
-def _encrypt(rt: Runtime, extract: Extract, work: Path, plan: DeliveryPlan) -> seal.Encrypted:
+def _encrypt(rt: Runtime, accepted: Accepted, work: Path, plan: DeliveryPlan) -> seal.Encrypted:
+    extract = accepted.extract
     try:
-        return seal.encrypt_minimised(Path(extract.path), work, plan)
+        return seal.encrypt_minimised(accepted.rows or Path(extract.path), work, plan)
     except OSError as exc:
         if is_no_space(exc):
             raise NoSpaceError(
@@ -285,10 +288,17 @@ def _encrypt(rt: Runtime, extract: Extract, work: Path, plan: DeliveryPlan) -> s
         raise
 
 
+def _release_rows(accepted: Accepted) -> None:
+    """The rows held for the extract's cuts are let go once none is left to make (or none may be made)."""
+    if accepted.rows is not None:
+        accepted.rows.release()
+
+
 def _changed_while_delivering(rt: Runtime, accepted: Accepted, plan: DeliveryPlan, exc: ChangedWhileRead,
                               actor: dict | None) -> DeliveryResult:
     """Quarantines a source that changed under a delivery. When a sibling delivery already moved it there,
     this one only says so."""
+    _release_rows(accepted)
     location = _location(plan, accepted.extract)
     held = None
     if os.path.lexists(accepted.extract.path):
@@ -301,6 +311,7 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
     """Moves the accepted original to the archive once every delivery of it is in the bucket; an extract whose
     deliveries met a change of its source is in quarantine already, and stays there."""
     extract = accepted.extract
+    _release_rows(accepted)
     deliveries = tuple(r.delivery_id for r in results)
     if any(r.status == "quarantined" for r in results):
         return Finished(extract.name, None, deliveries)
@@ -312,11 +323,12 @@ def finish(rt: Runtime, accepted: Accepted, results: list[DeliveryResult], actor
         archived = place_beside(folder, source.name, extract.sha256[:12])
         os.replace(source, archived)
         _archive_signature(source, archived)
-    # The ledger says done only of what the trail holds on disk.
-    rt.trail.commit()
-    rt.ledger.settle(extract.sha256, "published")
     rt.trail.record(ev.Archived(**_extract_fields(extract),
                                  deliveries=list(deliveries), file=str(archived) if archived else None), actor=actor)
+    # The ledger says done only of what the trail holds on disk; the receipt's own wait for the disk is then
+    # over already (one fsync for both, not two).
+    rt.trail.commit()
+    rt.ledger.settle(extract.sha256, "published")
     _issue_receipt(rt, receipts.Receipt(
         extract.agency, extract.dataset, extract.name, extract.sha256, extract.size, extract.received_at, "accepted",
         deliveries=[{"agreement": r.agreement, "recipient": r.recipient, "delivery_id": r.delivery_id,
@@ -380,12 +392,12 @@ def _quarantine_unread(rt: Runtime, f: IntakeFile, path: Path, reason: Reason, e
 def _issue_receipt(rt: Runtime, receipt: receipts.Receipt, actor: dict | None) -> None:
     # The provider hears of an outcome only once the trail's events of it are on disk.
     rt.trail.commit()
-    where, sha256 = receipts.issue(rt, receipt)
-    notices.after_receipt(rt, receipt, where)
+    issued = receipts.issue(rt, receipt)
+    notices.after_receipt(rt, receipt, issued.text)
     status = (receipt.signature or {}).get("status", "not-checked")
     rt.trail.record(ev.ReceiptIssued(provider=receipt.agency, dataset=receipt.dataset, source_sha256=receipt.sha256,
-                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=sha256,
-                                     provider_signature=status, receipt=where), actor=actor)
+                                     source_name=receipt.name, outcome=receipt.outcome, receipt_sha256=issued.sha256,
+                                     provider_signature=status, receipt=issued.where), actor=actor)
 
 
 def _archive_signature(source: Path, archived: Path) -> None:

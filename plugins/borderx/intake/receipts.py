@@ -90,44 +90,55 @@ def stem_for(name: str, sha256: str | None) -> str:
     return "sha256-" + (sha256 or hashlib.sha256(raw).hexdigest())[:32]
 
 
-def issue(rt, receipt: Receipt) -> tuple[str | None, str]:
-    """Writes, signs and (for an S3 intake) uploads the receipt; returns where it was written locally (None if it
-    could not be) and the SHA-256 of its signed bytes.
+@dataclass(frozen=True)
+class Issued:
+    """A receipt as the hub issued it: where it was written locally (None if it could not be), the SHA-256 of its
+    signed bytes, and its text for a person (what the provider's notice says)."""
+
+    where: str | None
+    sha256: str
+    text: str
+
+
+def issue(rt, receipt: Receipt) -> Issued:
+    """Writes, signs and (for an S3 intake) uploads the receipt.
 
     A receipt that cannot be written is logged and left out: the extract's own outcome stands either way, and
     the audit trail records it.
     """
     issued_at = rt.clock().isoformat().replace("+00:00", "Z")
-    body = encode(receipt.body(rt.hub_fingerprint, issued_at))
+    shown = receipt.body(rt.hub_fingerprint, issued_at)
+    body = encode(shown)
+    sha256 = hashlib.sha256(body).hexdigest()
     signature = sshsig.sign(rt.signing_key, body, NAMESPACE).encode()
     where = _agency_folder(rt, receipt.agency, receipt.dataset)
-    files = {}
     try:
         with opened(where, rt.home.root, create=True) as agency_fd:
-            folder_fd = _receipts_folder(agency_fd, receipt.dataset, where)
+            gid = os.fstat(agency_fd).st_gid
+            folder_fd = _receipts_folder(agency_fd, receipt.dataset, where, gid)
             try:
                 stem = _free_stem(folder_fd, receipt)
-                text = render_text(json.loads(body), stem).encode("utf-8")
-                files = {stem + JSON: body, stem + TXT: text, stem + SIG: signature}
+                text = render_text(shown, stem)
+                files = {stem + JSON: body, stem + TXT: text.encode("utf-8"), stem + SIG: signature}
                 for name, data in files.items():
-                    _put(folder_fd, name, data, os.fstat(agency_fd).st_gid)
+                    _put(folder_fd, name, data, gid)
             finally:
                 os.close(folder_fd)
     except (OSError, BorderxError) as exc:
         log.warning("receipt of %s in %s/%s/%s: %s; not written", printable(receipt.name), where, RECEIPTS_DIR,
                     receipt.dataset, exc)
-        return None, hashlib.sha256(body).hexdigest()
+        return Issued(None, sha256, render_text(shown, stem_for(receipt.name, receipt.sha256)))
     _upload(rt, receipt, files)
-    return str(where / RECEIPTS_DIR / receipt.dataset / (stem + JSON)), hashlib.sha256(body).hexdigest()
+    return Issued(str(where / RECEIPTS_DIR / receipt.dataset / (stem + JSON)), sha256, text)
 
 
 def _agency_folder(rt, agency: str, dataset: str) -> Path:
     return rt.home.intake_folder(agency, dataset, rt.config.agencies[agency].intake.folder).parent
 
 
-def _receipts_folder(agency_fd: int, dataset: str, shown: Path) -> int:
-    """receipts/DATASET under the agency folder, made FOLDER_MODE with the agency folder's group where missing.
-    A link on the way raises LinkedFolder: nothing is written through it."""
+def _receipts_folder(agency_fd: int, dataset: str, shown: Path, gid: int) -> int:
+    """receipts/DATASET under the agency folder, made FOLDER_MODE with the agency folder's group (`gid`) where
+    missing. A link on the way raises LinkedFolder: nothing is written through it."""
     fd = agency_fd
     here = shown
     for name in (RECEIPTS_DIR, dataset):
@@ -140,7 +151,7 @@ def _receipts_folder(agency_fd: int, dataset: str, shown: Path) -> int:
         if fd != agency_fd:
             os.close(fd)
         if made:
-            _share(below, os.fstat(agency_fd).st_gid, FOLDER_MODE)
+            _share(below, gid, FOLDER_MODE)
         fd, here = below, here / name
     return fd
 
@@ -159,10 +170,15 @@ def _put(folder_fd: int, name: str, data: bytes, gid: int) -> None:
     tmp = f".receipt.{uuid.uuid4().hex}.tmp"
     fd = create_private(tmp, dir_fd=folder_fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            _share(fh.fileno(), gid, FILE_MODE)
+        # Written straight to the descriptor: a buffered file object around it costs more system calls than
+        # the write itself for a receipt's few kilobytes.
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            _share(fd, gid, FILE_MODE)
+        finally:
+            os.close(fd)
         os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     except BaseException:
         try:

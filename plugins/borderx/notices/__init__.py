@@ -33,13 +33,14 @@ def post(rt, notice: Notice) -> list[str]:
     return outbox_of(rt.home).post(notice, addresses, rt.clock())
 
 
-def after_receipt(rt, receipt, where: str | None) -> None:
-    """Tells the provider what became of its file (the receipt's text), and each recipient of a delivery made
-    of it. Never raises: a notice is not worth a delivery."""
+def after_receipt(rt, receipt, text: str) -> None:
+    """Tells the provider what became of its file in the receipt's `text` (as the hub rendered it, never as read
+    back from the agency's folder), and each recipient of a delivery made of it. Never raises: a notice is not
+    worth a delivery."""
     from borderx.notices import posting
 
     try:
-        posting.receipt_notices(rt, receipt, where)
+        posting.receipt_notices(rt, receipt, text)
     except Exception as exc:  # a broken notice must not break the exchange it reports on
         log.warning("notices of %s/%s not posted: %s: %s", receipt.agency, receipt.dataset, type(exc).__name__, exc)
 

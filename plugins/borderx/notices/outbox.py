@@ -70,10 +70,15 @@ class Outbox:
             entry_id = hashlib.sha256(f"{notice.key}\0{channel}\0{address}".encode()).hexdigest()[:32]
             if any(p.exists() for p in (self._waiting(entry_id), self._sent(entry_id), self._given_up(entry_id))):
                 continue
-            private_folders(self.folder)
             entry = {"id": entry_id, "channel": channel, "address": address, "attempts": 0,
                      "posted_at": _stamp(now), "next_try": _stamp(now), "notice": notice.to_dict()}
-            replace_private(self._waiting(entry_id), json.dumps(entry, indent=1, sort_keys=True))
+            text = json.dumps(entry, indent=1, sort_keys=True)
+            try:
+                replace_private(self._waiting(entry_id), text)
+            except FileNotFoundError:
+                # The outbox's first entry: its folder is made then, not looked for at every post.
+                private_folders(self.folder)
+                replace_private(self._waiting(entry_id), text)
             new.append(entry_id)
         return new
 

@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from pathlib import Path
 
 from borderx.delivery.layout import MANIFEST_FILE, DeliveryLocation
 from borderx.errors import NoSpaceError, TimestampError, TimestampingStopped, is_transient
 from borderx.exchange.runtime import stamp
-from borderx.folders import opened, private_folders, replace_private
+from borderx.folders import private_folders, replace_private
 from borderx.notices import messages, post
 
 log = logging.getLogger(__name__)
 
 OUTAGES_FILE = "outages.json"
-MAX_RECEIPT_TEXT = 1 << 20
 DELIVERED = ("published", "already-published")
 
 
-def receipt_notices(rt, receipt, where: str | None) -> None:
-    text = read_text(rt, where) or _render(rt, receipt)
+def receipt_notices(rt, receipt, text: str) -> None:
     post(rt, messages.receipt_notice(receipt, text))
     for d in receipt.deliveries:
         if d.get("status") not in DELIVERED or not rt.config.agencies[d["recipient"]].contacts.addresses():
@@ -32,35 +28,6 @@ def receipt_notices(rt, receipt, where: str | None) -> None:
         manifest = manifest_of(rt, location.key(MANIFEST_FILE))
         uri = f"s3://{rt.target.bucket}/{location.prefix}"
         post(rt, messages.delivery_notice(d["recipient"], receipt.dataset, uri, manifest, d))
-
-
-def _render(rt, receipt) -> str:
-    from borderx.intake import receipts
-
-    body = json.loads(receipts.encode(receipt.body(rt.hub_fingerprint, stamp(rt.clock()))))
-    return receipts.render_text(body, receipts.stem_for(receipt.name, receipt.sha256))
-
-
-def read_text(rt, where: str | None) -> str | None:
-    """The receipt's text as written beside its JSON, or None. The agency can rearrange its own folder: the
-    file is reached without following a link, and read only if it is a receipt of the hub's own, so nothing
-    else on the hub can be made to travel in a notice."""
-    if not where:
-        return None
-    from borderx.errors import BorderxError
-    from borderx.intake.receipts import JSON, TXT
-
-    path = Path(where[: -len(JSON)] + TXT)
-    try:
-        with opened(path.parent, rt.home.root) as folder:
-            fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.getuid():
-                    return None
-                return f.read(MAX_RECEIPT_TEXT).decode("utf-8")
-    except (OSError, ValueError, BorderxError):
-        return None
 
 
 def manifest_of(rt, key: str) -> dict | None:
