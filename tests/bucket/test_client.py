@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from botocore.exceptions import ClientError
+
 from borderx.bucket.client import Target
 from borderx.config.models import S3Settings
 from borderx.intake.sources.s3_uploads import sqs_client
@@ -27,3 +29,18 @@ def test_the_client_and_the_recipient_commands_import_no_hub_stack():
             "             & {'airflow', 'great_expectations', 'pandas', 'pyarrow'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+
+def test_only_the_hub_leaves_checking_its_parameters_to_the_endpoint(runtime):
+    """Recipients' and auditors' clients keep botocore's check of what they send; the hub, which builds its
+    parameters itself, sends them as they are (a sixth less CPU for a small PUT)."""
+    import pytest
+    from botocore.exceptions import ParamValidationError
+
+    target = Target.resolve(S3Settings(), endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ParamValidationError, match="MaxKeys"):
+        target.client().list_objects_v2(Bucket=runtime.target.bucket, MaxKeys="ten")
+    # The hub's client sends the same request: the endpoint is the one to answer it.
+    with pytest.raises(ClientError):
+        runtime.s3.list_objects_v2(Bucket=runtime.target.bucket, MaxKeys="ten")

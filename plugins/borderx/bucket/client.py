@@ -71,9 +71,10 @@ class Patience:
         if self.mode not in ("standard", "adaptive"):
             raise PublishError(f"S3 retry mode must be standard or adaptive, not {self.mode!r}")
 
-    def botocore(self) -> Config:
+    def botocore(self, *, check_parameters: bool = True) -> Config:
         return Config(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                      retries={"mode": self.mode, "total_max_attempts": self.max_attempts})
+                      retries={"mode": self.mode, "total_max_attempts": self.max_attempts},
+                      parameter_validation=check_parameters)
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,20 @@ class Target:
             patience=Patience.resolve(s3),
         )
 
-    def client(self):
-        """An S3 client for the target's endpoint, with the target's patience."""
-        return self._client("s3")
+    def client(self, *, check_parameters: bool = True):
+        """An S3 client for the target's endpoint, with the target's patience. The hub, which builds every
+        request's parameters itself, passes check_parameters=False: checking them again against the service
+        model is a sixth of botocore's CPU for a small PUT, and the endpoint refuses a malformed request anyway.
+        A bucket or prefix typed on a command line keeps botocore's clear error."""
+        return self._client("s3", check_parameters=check_parameters)
 
     def sqs(self):
         """SQS at the same endpoint (moto serves S3 and SQS on one port; AWS picks each service's own when unset)."""
         return self._client("sqs")
 
-    def _client(self, service: str):
+    def _client(self, service: str, *, check_parameters: bool = True):
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region,
-                            config=self.patience.botocore())
+                            config=self.patience.botocore(check_parameters=check_parameters))
 
 
 def failure(client, where: str, exc: BaseException) -> PublishError:

@@ -93,7 +93,7 @@ class Runtime:
 
     @cached_property
     def s3(self):
-        return self.target.client()
+        return self.target.client(check_parameters=False)
 
     @cached_property
     def signing_key(self):
