@@ -103,17 +103,15 @@ def test_the_anchor_dag_signs_new_events_once_and_verify_checks_them(airflow_env
         dag_tests.close()
 
 
-def test_the_anchor_dag_parses_fast_and_light_hourly_unless_told(airflow_env, demo_home):
+def test_the_anchor_dag_parses_light_hourly_unless_told(airflow_env, demo_home):
     code = f"""
-        import json, sys, time
+        import json, sys
         from airflow.dag_processing.dagbag import DagBag
-        started = time.perf_counter()
         bag = DagBag(dag_folder={str(DAG_FILE)!r})
-        took = time.perf_counter() - started
         heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"boto3", "botocore", "great_expectations",
                                                                  "pandas", "pyarrow"}})
         dag = bag.dags["borderx_audit_anchor"]
-        print(json.dumps({{"took": took, "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+        print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}},
                           "heavy": heavy, "schedule": dag.timetable.expression, "tasks": dag.task_ids}}))
     """
     facts = {}
@@ -123,6 +121,6 @@ def test_the_anchor_dag_parses_fast_and_light_hourly_unless_told(airflow_env, de
         assert done.returncode == 0, done.stderr[-3000:]
         facts[schedule] = json.loads(done.stdout.strip().splitlines()[-1])
     for f in facts.values():
-        assert not f["errors"] and f["heavy"] == [] and f["took"] < 1.0, f
+        assert not f["errors"] and f["heavy"] == [], f
         assert f["tasks"] == ["sign_head"]
     assert facts[""]["schedule"] == "0 * * * *" and facts["*/15 * * * *"]["schedule"] == "*/15 * * * *"

@@ -10,34 +10,33 @@ import pytest
 from airflow_procs import DAGS, run_python
 
 
-def test_every_dag_imports_without_errors_and_parses_fast(airflow_env, demo_home):
+def test_every_dag_imports_without_errors_or_the_data_path_libraries(airflow_env, demo_home):
+    # What keeps parsing fast is what it imports; how many seconds it takes is the machine's (tests assert no
+    # timings).
     airflow_env = {**airflow_env, "BORDERX_HOME": str(demo_home.root)}
     done = run_python(
         f"""
-        import json, sys, time
+        import json, sys
         from airflow.dag_processing.dagbag import DagBag
-        timings = {{}}
+        parsed_files = {{}}
         for path in sorted(__import__("pathlib").Path({str(DAGS)!r}).glob("*.py")):
-            started = time.perf_counter()
             bag = DagBag(dag_folder=str(path))
-            timings[path.name] = [time.perf_counter() - started, {{k: str(v) for k, v in bag.import_errors.items()}},
-                                  sorted(bag.dag_ids)]
+            parsed_files[path.name] = [{{k: str(v) for k, v in bag.import_errors.items()}}, sorted(bag.dag_ids)]
         heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"boto3", "botocore", "pyarrow", "great_expectations",
                                                                  "pandas"}})
-        print(json.dumps({{"timings": timings, "heavy": heavy}}))
+        print(json.dumps({{"parsed_files": parsed_files, "heavy": heavy}}))
         """,
         airflow_env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])
-    timings = parsed["timings"]
+    parsed_files = parsed["parsed_files"]
     assert parsed["heavy"] == [], "DAG parsing must not import the data-path libraries"
-    assert "borderx_exchange.py" in timings
-    for name, (seconds, errors, dag_ids) in timings.items():
+    assert "borderx_exchange.py" in parsed_files
+    for name, (errors, dag_ids) in parsed_files.items():
         assert not errors, f"{name}: {errors}"
         assert dag_ids, f"{name} defines no DAG"
-        assert seconds < 1.0, f"{name} took {seconds:.2f} s to parse"
-    assert {name: ids for name, (_, _, ids) in timings.items()} == {
+    assert {name: ids for name, (_, ids) in parsed_files.items()} == {
         "borderx_audit_anchor.py": ["borderx_audit_anchor"],
         "borderx_daily_checks.py": ["borderx_daily_checks"],
         "borderx_due.py": ["borderx_due"],

@@ -253,16 +253,14 @@ def test_home_comes_from_borderx_home(exchanged, monkeypatch):
     assert TestClient(create_app()).get("/api/verify").json()["intact"] is True
 
 
-def test_plugin_module_imports_fast_and_light():
+def test_plugin_module_imports_light():
     code = textwrap.dedent("""
-        import json, sys, time
+        import json, sys
         import airflow.plugins_manager
-        started = time.perf_counter()
         import borderx.airflow.plugin as plugin
-        took = time.perf_counter() - started
         heavy = [m for m in ("great_expectations", "pyarrow", "pandas", "boto3", "botocore",
                              "airflow.api_fastapi.core_api.security") if m in sys.modules]
-        print(json.dumps({"took": took, "heavy": heavy, "name": plugin.BorderxPlugin.name,
+        print(json.dumps({"heavy": heavy, "name": plugin.BorderxPlugin.name,
                           "apps": [a["url_prefix"] for a in plugin.BorderxPlugin.fastapi_apps],
                           "views": plugin.BorderxPlugin.external_views}))
     """)
@@ -271,7 +269,6 @@ def test_plugin_module_imports_fast_and_light():
     assert done.returncode == 0, done.stderr[-3000:]
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts["heavy"] == [], facts
-    assert facts["took"] < 1.0, facts
     assert facts["name"] == "borderx" and facts["apps"] == ["/borderx"]
     assert facts["views"][0]["url_route"] and not facts["views"][0]["href"].startswith("/")
 
