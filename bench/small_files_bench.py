@@ -11,12 +11,10 @@ makes, by kind, per delivery.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import pstats
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -125,7 +125,6 @@ def typed(batch: "pyarrow.RecordBatch", types: dict[str, str]) -> "pyarrow.Recor
     none through.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     columns = []
     for name, column in zip(batch.schema.names, batch.columns):

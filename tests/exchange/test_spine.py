@@ -7,7 +7,6 @@ import json
 import shutil
 
 from borderx.cli import main
-from borderx.exchange import Runtime, run_once
 
 
 def _config_changes(home) -> int:

@@ -197,7 +197,7 @@ def test_a_changed_byte_is_refused_and_leaves_nothing(published, s3, tmp_path, c
     out = tmp_path / "inbox"
     assert main(_args(published, bucket, "NA-MHAISS", out)) == 1
     captured = capsys.readouterr()
-    assert f"REFUSED  DSA-2026-003/goods_crossings/" in captured.out
+    assert "REFUSED  DSA-2026-003/goods_crossings/" in captured.out
     assert f": {check}: " in captured.out
     assert _files(out) == [], "nothing partial is left in DIR"
     assert "0 fetched, 0 already there, 1 refused" in captured.err

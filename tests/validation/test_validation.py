@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from borderx.validation import extract, gx_run, reading, uniqueness
-from borderx.validation.datadocs import ensure_page, page_html, source_of, write_page_source
+from borderx.validation.datadocs import ensure_page, page_html, source_of
 from borderx.validation import workers as validation_workers
 from borderx.validation import (
     FailedExpectation,

@@ -97,8 +97,8 @@ def verify_manifest(body: bytes, signature: bytes, keys: Sequence[str], *, locat
     own = parse_location(key.rpartition("/")[0])
     if own is None or (own.agreement, own.recipient, own.dataset, own.delivery_id) != (
             names["agreement"], names["recipient"], names["dataset"], names["delivery_id"]):
-        raise DeliveryRefused(MANIFEST_MISMATCH, f"published.key does not match the manifest's own agreement, "
-                                                 f"recipient, dataset and delivery id")
+        raise DeliveryRefused(MANIFEST_MISMATCH, "published.key does not match the manifest's own agreement, "
+                                                 "recipient, dataset and delivery id")
     if location is not None:
         for name, expected in (("agreement", location.agreement), ("recipient", location.recipient),
                                ("dataset", location.dataset), ("delivery_id", location.delivery_id)):
