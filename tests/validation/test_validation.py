@@ -596,23 +596,15 @@ def test_headerless_file_page_shows_no_first_row(tmp_path):
     assert "[unrecognised column 2]" in html
 
 
-def test_render_data_docs_from_a_gx_result(tmp_path, monkeypatch):
-    results = []
-    run = gx_run.run_gx
-
-    def keep(session, df, suite):
-        results.append(run(session, df, suite))
-        return results[-1]
-
-    monkeypatch.setattr(gx_run, "run_gx", keep)
+def test_render_data_docs_from_a_gx_result(tmp_path, gx_results):
     validate(write_csv(tmp_path / "x.csv", rows(3, r2={"sex": SECRET})))
-    page = render_data_docs(results[0], tmp_path / "out")
+    page = render_data_docs(gx_results[0], tmp_path / "out")
     assert page == tmp_path / "out" / "traveller_flows.validation.html"
     html = page.read_text(encoding="utf-8")
     _assert_standalone_page(html)
     assert SECRET not in html
     # The caller's result is left as GX returned it.
-    assert results[0].meta.get("active_batch_definition") is not None
+    assert gx_results[0].meta.get("active_batch_definition") is not None
 
 
 def test_page_failure_does_not_fail_the_validation(tmp_path, monkeypatch, caplog):
