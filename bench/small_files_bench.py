@@ -99,6 +99,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also run the command under cProfile and show where the time goes")
     parser.add_argument("--top", type=int, default=25, help="with --profile: how many functions to list")
+    parser.add_argument("--save-profile", type=Path, metavar="FILE",
+                        help="with --profile: keep the cProfile data there, for pstats or snakeviz")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="borderx-small-", dir=args.tmpdir))
     bench = Bench(argparse.Namespace(workers=0, warmup=0, repeat=args.repeat), tmp)
@@ -181,6 +183,8 @@ def run(bench: Bench, args, tmp: Path) -> int:
     if prof_seconds is not None:
         print(f"\nthe same run under cProfile: {prof_seconds:.1f} s")
         bench.print_profile(profile, n, prof_seconds)
+        if args.save_profile:
+            shutil.copyfile(profile, args.save_profile)
         print("\nfunctions with the most time of their own:")
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(args.top)
     return 0

@@ -55,13 +55,14 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """A moto S3 server on 127.0.0.1, started for this test session and stopped after it."""
+    """The local S3 endpoint of the demo (moto, served with keep-alive) on 127.0.0.1, in its own process,
+    started for this test session and stopped after it."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "borderx-test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "borderx-test")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "borderx.dev.local_s3", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -73,11 +74,11 @@ def s3_endpoint():
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("moto server exited at start")
+                raise RuntimeError("the local S3 endpoint exited at start")
             time.sleep(0.1)
     else:
         proc.kill()
-        raise RuntimeError("moto server did not start within 30 s")
+        raise RuntimeError("the local S3 endpoint did not start within 30 s")
     yield url
     proc.terminate()
     proc.wait(timeout=10)
