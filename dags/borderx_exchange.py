@@ -8,7 +8,7 @@ exactly the files those events name. Run it by hand with dag_run.conf {"files": 
 to take every complete file waiting.
 
 `borderx_sweep` runs the same stages every 15 minutes on whatever still waits, and finishes files that a
-failed run had already taken out of intake. Both can reach for the same file at once: the receive stage
+failed run had already taken out of intake; a few small files in its first task, `discover`, as below. Both can reach for the same file at once: the receive stage
 moves a file aside before it does anything else, so exactly one run gets it and the other sees it gone.
 
 A run that got a few small files does all their stages in its first task, `intake`, one file after the
@@ -46,7 +46,7 @@ def take_announced() -> list[dict]:
     return tasks.take_announced()
 
 
-@task(task_id="discover", retries=1, execution_timeout=timedelta(minutes=5))
+@task(task_id="discover", pool=tasks.UPLOAD_POOL, retries=1, execution_timeout=timedelta(minutes=30))
 def discover_waiting() -> list[dict]:
     return tasks.discover_waiting()
 

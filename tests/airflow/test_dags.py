@@ -211,6 +211,10 @@ def test_dag_test_of_the_sweep_retention_and_daily_checks(airflow_env, demo_home
     signatures = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
                   if o["Key"].endswith("manifest.json.sig")]
     assert len(signatures) == 6  # three good extracts, the orphan among them, two recipients each
+    manifests = [json.loads(s3.get_object(Bucket=bucket, Key=key.removesuffix(".sig"))["Body"].read())
+                 for key in signatures]
+    # A sweep with a few small files does them in its first task, not in a task per file and delivery.
+    assert {(m["airflow"]["dag_id"], m["airflow"]["task_id"]) for m in manifests} == {("borderx_sweep", "discover")}
     assert len(list(demo_home.archive.rglob("*.csv"))) == 3
     assert len(list(demo_home.quarantine.rglob("*.csv"))) == 3
     assert not list(demo_home.intake.rglob("*.csv"))

@@ -281,6 +281,36 @@ def test_the_sweep_adopts_files_of_runs_that_are_over_and_leaves_live_ones(runti
     assert receive(runtime, adopted[0], _run(0))["status"] == "gone"
 
 
+def test_a_retried_sweep_takes_up_what_its_first_attempt_took_and_no_other_live_runs_files(runtime):
+    from types import SimpleNamespace
+
+    from borderx.airflow.tasks import _run_is_live
+
+    sweep = {"dag_id": "borderx_sweep", "run_id": "scheduled__1", "task_id": "discover", "map_index": -1}
+    files = [f for f in discover(runtime, settle_seconds=0) if f["dataset"] == "goods_crossings"]
+    by_sweep = receive(runtime, files[0], sweep)
+    by_live_run = receive(runtime, files[1], _run(1))
+    assert {by_sweep["status"], by_live_run["status"]} == {"received"}
+    live = {("borderx_exchange", "run-1")}
+
+    def ti(try_number: int) -> SimpleNamespace:
+        return SimpleNamespace(dag_id="borderx_sweep", run_id="scheduled__1", try_number=try_number,
+                               get_dr_count=lambda dag_id, run_ids, states: int((dag_id, run_ids[0]) in live))
+
+    def held(attempt: int) -> list[str]:
+        return [f["path"] for f in discover(runtime, settle_seconds=0,
+                                            run_is_live=lambda d, r: _run_is_live(ti(attempt), d, r))
+                if f["dataset"] == "goods_crossings"]
+
+    assert by_sweep["extract"]["path"] not in held(1), "the first attempt is the one running"
+    assert by_sweep["extract"]["path"] in held(2), "a retry takes up what the attempt before it took"
+    assert by_live_run["extract"]["path"] not in held(2), "a file of another run that is live is left to it"
+    resumed = receive(runtime, next(f for f in discover(runtime, settle_seconds=0, run_is_live=lambda d, r: _run_is_live(
+        ti(2), d, r)) if f["path"] == by_sweep["extract"]["path"]), {**sweep})
+    assert resumed["status"] == "received"
+    assert resumed["extract"]["sha256"] == by_sweep["extract"]["sha256"]
+
+
 def test_a_file_taken_by_the_event_run_is_not_quarantined_by_a_sweep_that_listed_it(runtime, s3_endpoint, bucket):
     from borderx.airflow.tasks import deliver, finish
     from borderx.bucket.publish import ensure_bucket

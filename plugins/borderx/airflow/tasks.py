@@ -181,7 +181,12 @@ def take_announced() -> list[dict]:
     small ones right here and returns what is left for the mapped stages."""
     rt = runtime()
     rt.record_config_changes()
-    files = _announced(rt, get_current_context())
+    return _here_if_few(rt, _announced(rt, get_current_context()))
+
+
+def _here_if_few(rt, files: list[dict]) -> list[dict]:
+    """A few small files are exchanged in this task (what is left goes to the mapped stages); more, or larger
+    ones, all go to the mapped stages."""
     if len(files) <= ONE_TASK_MAX_FILES and sum(f["size"] for f in files) <= ONE_TASK_MAX_BYTES:
         return exchange_here(rt, files, actor())
     return files
@@ -208,19 +213,25 @@ def _announced(rt, context) -> list[dict]:
 
 
 def discover_waiting() -> list[dict]:
-    """Everything complete in intake, and what runs that are over left taken but unfinished."""
-    from borderx.intake import LIVE_RUN_STATES
-
+    """Everything complete in intake, and what runs that are over left taken but unfinished; a few small ones
+    are exchanged right here, as the exchange's `intake` task does, and the rest returned for the mapped stages.
+    A sweep that meets a burst, or the backlog of a hub that was down, then costs one task, not several per
+    file."""
     ti = get_current_context()["ti"]
-
-    def run_is_live(dag_id: str, run_id: str) -> bool:
-        if (dag_id, run_id) == (ti.dag_id, ti.run_id):
-            return True
-        return ti.get_dr_count(dag_id=dag_id, run_ids=[run_id], states=list(LIVE_RUN_STATES)) > 0
-
     rt = runtime()
     rt.record_config_changes()
-    return discover(rt, run_is_live=run_is_live)
+    return _here_if_few(rt, discover(rt, run_is_live=lambda dag_id, run_id: _run_is_live(ti, dag_id, run_id)))
+
+
+def _run_is_live(ti, dag_id: str, run_id: str) -> bool:
+    """Whether a run that holds a file may still finish it. In its own run the sweep's first task comes before
+    every other, so what that run holds was taken by an earlier attempt of this task, which is over: a retry
+    takes it up again rather than leaving it to the next sweep."""
+    from borderx.intake import LIVE_RUN_STATES
+
+    if (dag_id, run_id) == (ti.dag_id, ti.run_id):
+        return ti.try_number <= 1
+    return ti.get_dr_count(dag_id=dag_id, run_ids=[run_id], states=list(LIVE_RUN_STATES)) > 0
 
 
 def sign_head() -> dict:
