@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=0.1, help="seconds between drops (default 0.1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the last file")
     args = parser.parse_args()
+    from borderx.airflow.warm import celery_config
     from borderx.dev import stack as airflow_stack
     from borderx.dev.local_s3 import local_s3
     from borderx.dev.tsa import local_tsa_for_home
@@ -94,6 +95,7 @@ def main() -> int:
                 "AIRFLOW__CELERY__BROKER_URL": REDIS,
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db.replace('postgresql://', 'postgresql+psycopg2://', 1)}",
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": prefix,
+                "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": celery_config(result_extended=True),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "BORDERX_HOME": str(home.root), "BORDERX_S3_ENDPOINT_URL": endpoint,

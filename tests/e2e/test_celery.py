@@ -26,6 +26,7 @@ import redis
 
 from airflow_procs import (REPO, UPLOAD_POOL, airflow, drop, free_port, home_env, migrate, port_open, serving_env,
                            signed, start, start_components, stop, wait_for)
+from borderx.airflow.warm import celery_config
 from borderx.dev import samples
 
 # The services this machine runs; point these elsewhere to run the test against others.
@@ -177,8 +178,9 @@ def test_two_celery_workers_publish_every_file_once_and_leak_nothing(demo_home, 
         "AIRFLOW__CELERY__BROKER_URL": REDIS,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db}",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": broker_prefix,
-        # Celery then records which worker ran each task beside its result.
-        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"result_extended": True}),
+        # Celery then records which worker ran each task beside its result; each worker imports the task
+        # modules once (borderx.airflow.warm).
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": celery_config(result_extended=True),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "BORDERX_HOME": str(demo_home.root), "BORDERX_S3_ENDPOINT_URL": s3_endpoint, "BORDERX_BUCKET": bucket,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from borderx.airflow.warm import TASK_MODULES
 from borderx.home import HOME_ENV, Home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -30,18 +31,9 @@ DAG_PREFIX = "borderx_"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 # Imported once by the scheduler's forkserver, so every LocalExecutor worker, and every task process it forks,
-# starts with them loaded: a task then pays for neither Great Expectations' import (about 4 s here) nor the
-# borderx modules'. Names that fail to import are skipped by multiprocessing, so a missing one costs speed only.
-WARM_MODULES = (
-    "airflow.executors.local_executor",
-    "airflow.sdk.execution_time.supervisor",
-    "airflow.sdk.execution_time.task_runner",
-    "great_expectations",
-    "borderx.exchange",
-    "borderx.validation",
-    "borderx.audit.anchors",
-    "borderx.airflow.lineage",
-)
+# starts with them loaded (borderx.airflow.warm). Names that fail to import are skipped by multiprocessing, so a
+# missing one costs speed only.
+WARM_MODULES = ("airflow.executors.local_executor", "airflow.sdk.execution_time.supervisor", *TASK_MODULES)
 
 # Seconds, tuned so a dropped file reaches the bucket in seconds rather than tens of them, at the price of
 # a few more idle database polls than Airflow's defaults, which a single-machine SQLite deployment affords.
