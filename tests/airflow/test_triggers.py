@@ -311,6 +311,33 @@ def test_a_retried_sweep_takes_up_what_its_first_attempt_took_and_no_other_live_
     assert resumed["extract"]["sha256"] == by_sweep["extract"]["sha256"]
 
 
+def test_a_sweep_leaves_files_just_announced_to_the_event_runs_and_takes_the_rest(runtime):
+    import datetime as dt
+    import sqlite3
+
+    from borderx.airflow.tasks import SWEEP_LEAVES_ANNOUNCED_SECONDS
+    from borderx.intake.watch import STORE_FILE, AnnouncedStore
+
+    just, long_ago, never = discover(runtime, settle_seconds=0)[:3]
+    store = AnnouncedStore(runtime.home.state / STORE_FILE)
+    for f in (just, long_ago):
+        st = os.lstat(f["path"])
+        store.add(f["path"], st.st_size, st.st_mtime_ns)
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=SWEEP_LEAVES_ANNOUNCED_SECONDS + 60)).isoformat()
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE announced SET announced_at = ? WHERE path = ?", (old, long_ago["path"]))
+
+    swept = {f["path"] for f in discover(runtime, settle_seconds=0, run_is_live=lambda d, r: True,
+                                         leave_announced_within=SWEEP_LEAVES_ANNOUNCED_SECONDS)}
+    assert just["path"] not in swept, "the event runs take what the trigger has just announced"
+    assert {long_ago["path"], never["path"]} <= swept, "what no event run took, or no event announced, is swept"
+    assert just["path"] in {f["path"] for f in discover(runtime, settle_seconds=0)}, "`borderx run` takes all"
+    # Changed since it was announced (another size): not the file that was announced, so the sweep takes it.
+    with open(just["path"], "a") as fh:
+        fh.write("\n")
+    assert just["path"] in {f["path"] for f in discover(runtime, settle_seconds=0, leave_announced_within=300)}
+
+
 def test_a_file_taken_by_the_event_run_is_not_quarantined_by_a_sweep_that_listed_it(runtime, s3_endpoint, bucket):
     from borderx.airflow.tasks import deliver, finish
     from borderx.bucket.publish import ensure_bucket

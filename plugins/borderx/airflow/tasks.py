@@ -27,6 +27,10 @@ ONE_TASK_MAX_BYTES = int(os.environ.get("BORDERX_ONE_TASK_MAX_BYTES", str(32 << 
 # Files of a burst validated together in the one-task pass: fewer than `borderx run` takes at once, so that the
 # first of them are published while the others are still validated.
 ONE_TASK_GROUP_FILES = 16
+# A file the intake trigger announced this recently is the event runs' to take: a sweep that falls in a burst
+# leaves it to them, rather than taking a share of the burst into one task of its own. Should no event run take
+# it, the next sweep does.
+SWEEP_LEAVES_ANNOUNCED_SECONDS = 300
 
 
 def runtime():
@@ -63,10 +67,12 @@ def run_stage(stage: Callable, *args):
 # -- the exchange's stages at the XCom boundary ------------------------------------------------------------
 
 
-def discover(rt, settle_seconds: float | None = None, *, run_is_live=None) -> list[dict]:
+def discover(rt, settle_seconds: float | None = None, *, run_is_live=None,
+             leave_announced_within: float | None = None) -> list[dict]:
     from borderx.exchange import stages
 
-    return [f.to_dict() for f in stages.discover(rt, settle_seconds, run_is_live=run_is_live)]
+    return [f.to_dict() for f in stages.discover(rt, settle_seconds, run_is_live=run_is_live,
+                                                 leave_announced_within=leave_announced_within)]
 
 
 def announced_waiting(rt) -> list[dict]:
@@ -213,14 +219,15 @@ def _announced(rt, context) -> list[dict]:
 
 
 def discover_waiting() -> list[dict]:
-    """Everything complete in intake, and what runs that are over left taken but unfinished; a few small ones
-    are exchanged right here, as the exchange's `intake` task does, and the rest returned for the mapped stages.
-    A sweep that meets a burst, or the backlog of a hub that was down, then costs one task, not several per
-    file."""
+    """Everything complete in intake but what the trigger has just announced, and what runs that are over left
+    taken but unfinished; a few small ones are exchanged right here, as the exchange's `intake` task does, and
+    the rest returned for the mapped stages. The backlog of a hub that was down then costs one task, not several
+    per file."""
     ti = get_current_context()["ti"]
     rt = runtime()
     rt.record_config_changes()
-    return _here_if_few(rt, discover(rt, run_is_live=lambda dag_id, run_id: _run_is_live(ti, dag_id, run_id)))
+    return _here_if_few(rt, discover(rt, run_is_live=lambda dag_id, run_id: _run_is_live(ti, dag_id, run_id),
+                                     leave_announced_within=SWEEP_LEAVES_ANNOUNCED_SECONDS))
 
 
 def _run_is_live(ti, dag_id: str, run_id: str) -> bool:

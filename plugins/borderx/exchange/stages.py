@@ -5,6 +5,7 @@ turn, and the Airflow tasks run them one task each.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from pathlib import Path
@@ -37,13 +38,38 @@ SIGNATURE_REFUSED = "signature-refused"
 
 
 def discover(rt: Runtime, settle_seconds: float | None = None, *,
-             run_is_live: Callable[[str, str], bool] | None = None) -> list[IntakeFile]:
+             run_is_live: Callable[[str, str], bool] | None = None,
+             leave_announced_within: float | None = None) -> list[IntakeFile]:
     """Complete files waiting in intake, and files that a run or process took and then died holding.
 
     A process owner's death is seen by its lock; an Airflow run's only through `run_is_live`
-    (dag_id, run_id -> bool), without which files held by runs are left to them.
+    (dag_id, run_id -> bool), without which files held by runs are left to them. With
+    `leave_announced_within` (seconds), files the intake trigger announced that recently are left to the runs
+    their events start.
     """
-    return [*scan(rt.config, rt.home, settle_seconds), *adoptable(rt.config, rt.home, run_is_live)]
+    waiting = scan(rt.config, rt.home, settle_seconds)
+    if leave_announced_within is not None:
+        # The trigger stamps its announcements with the real time, whatever clock the runtime keeps.
+        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=leave_announced_within)
+        waiting = _not_announced_since(rt, waiting, since)
+    return [*waiting, *adoptable(rt.config, rt.home, run_is_live)]
+
+
+def _not_announced_since(rt: Runtime, files: list[IntakeFile], since: dt.datetime) -> list[IntakeFile]:
+    from borderx.intake.watch import STORE_FILE, AnnouncedStore
+
+    if not files:
+        return files
+    store = AnnouncedStore(rt.home.state / STORE_FILE)
+    left = []
+    for f in files:
+        try:
+            st = os.lstat(f.path)
+        except FileNotFoundError:
+            continue
+        if not store.announced_since(f.path, st.st_size, st.st_mtime_ns, since):
+            left.append(f)
+    return left
 
 
 def announced_waiting(rt: Runtime) -> list[IntakeFile]:

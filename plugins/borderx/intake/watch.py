@@ -60,6 +60,18 @@ class AnnouncedStore:
                              (path, size, mtime_ns)).fetchone()
         return row is not None
 
+    def announced_since(self, path: str, size: int, mtime_ns: int, since: dt.datetime) -> bool:
+        """Whether the file, as it is, was announced at `since` or later."""
+        with self._connect() as db:
+            row = db.execute("SELECT announced_at FROM announced WHERE path = ? AND size = ? AND mtime_ns = ?",
+                             (path, size, mtime_ns)).fetchone()
+        if row is None or not row[0]:
+            return False
+        try:
+            return dt.datetime.fromisoformat(row[0]) >= since
+        except ValueError:
+            return False
+
     def add(self, path: str, size: int, mtime_ns: int) -> None:
         stamp = dt.datetime.now(dt.timezone.utc).isoformat()
         with self._connect() as db:
