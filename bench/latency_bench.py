@@ -230,11 +230,13 @@ def bench(home: Home, args) -> int:
             target = partial.with_name(partial.name.removesuffix(".part"))
             os.replace(partial, target)
             drops.append(Drop(n, agency, dataset, target.name, sha, time.time()))
-            if args.every:
+            if args.every and n >= args.warmup:
                 _collect(bucket, drops, until=time.monotonic() + args.every)
             else:
                 _wait_for(bucket, drops[-1], args.timeout)
                 _collect(bucket, drops, until=time.monotonic() + 1.0)
+            if n + 1 == args.warmup:
+                _until_idle(stack, args.timeout)
         deadline = time.monotonic() + args.timeout
         while any(len(d.signed) < 2 for d in drops) and time.monotonic() < deadline:
             _collect(bucket, drops, until=time.monotonic() + 0.5)
@@ -304,6 +306,19 @@ def _collect(bucket: Bucket, drops: list[Drop], until: float) -> None:
         if time.monotonic() >= until:
             return
         time.sleep(0.1)
+
+
+def _until_idle(stack, timeout: float) -> None:
+    """Waits out the runs a fresh stack starts by itself (every scheduled DAG runs once when it first appears,
+    the sweep among them), so the timed drops meet a hub at work rather than one starting up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = stack.query("SELECT dag_id, run_id FROM dag_run WHERE state IN ('queued', 'running')")
+        if not busy:
+            print(f"  stack idle; load {load()}", flush=True)
+            return
+        time.sleep(0.5)
+    print(f"  runs still going after {timeout:.0f} s: {busy[:5]}", flush=True)
 
 
 def _wait_for(bucket: Bucket, drop: Drop, timeout: float) -> None:
