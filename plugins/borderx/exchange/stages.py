@@ -67,7 +67,7 @@ def _not_announced_since(rt: Runtime, files: list[IntakeFile], since: dt.datetim
             st = os.lstat(f.path)
         except FileNotFoundError:
             continue
-        if not store.announced_since(f.path, st.st_size, st.st_mtime_ns, since):
+        if not store.contains(f.path, st.st_size, st.st_mtime_ns, since=since):
             left.append(f)
     return left
 

@@ -54,21 +54,17 @@ class AnnouncedStore:
     def _connect(self) -> sqlite3.Connection:
         return connect_store(self.path)
 
-    def contains(self, path: str, size: int, mtime_ns: int) -> bool:
-        with self._connect() as db:
-            row = db.execute("SELECT 1 FROM announced WHERE path = ? AND size = ? AND mtime_ns = ?",
-                             (path, size, mtime_ns)).fetchone()
-        return row is not None
-
-    def announced_since(self, path: str, size: int, mtime_ns: int, since: dt.datetime) -> bool:
-        """Whether the file, as it is, was announced at `since` or later."""
+    def contains(self, path: str, size: int, mtime_ns: int, *, since: dt.datetime | None = None) -> bool:
+        """Whether the file, as it is, was announced (at `since` or later, when given)."""
         with self._connect() as db:
             row = db.execute("SELECT announced_at FROM announced WHERE path = ? AND size = ? AND mtime_ns = ?",
                              (path, size, mtime_ns)).fetchone()
-        if row is None or not row[0]:
+        if row is None:
             return False
+        if since is None:
+            return True
         try:
-            return dt.datetime.fromisoformat(row[0]) >= since
+            return bool(row[0]) and dt.datetime.fromisoformat(row[0]) >= since
         except ValueError:
             return False
 
