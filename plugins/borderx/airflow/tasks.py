@@ -134,10 +134,10 @@ def archive(rt, validated: list[dict], delivered: list[dict] | None, actor: dict
 
 def exchange_here(rt, files: list[dict], actor: dict | None = None) -> list[dict]:
     """Every stage of each file in this task, by the spine `borderx run` uses (`exchange_groups`: small files of
-    a dataset validated together, accepted ones delivered on a few threads while the next group is validated). Returns the files for the mapped
-    stages, whose retries and pool then apply: those that met a failure worth retrying, and every file after
-    their group (files this run took already are found where it put them). A permanent failure of one file
-    ends the task once the others are done."""
+    a dataset validated together, accepted ones delivered on a few threads while the next group is validated).
+    Returns the files for the mapped stages, whose retries and pool then apply: those that met a failure worth
+    retrying, and every file after their group (files this run took already are found where it put them). A
+    permanent failure of one file ends the task once the others are done."""
     from borderx.bucket.publish import ensure_bucket
     from borderx.errors import is_permanent
     from borderx.exchange import Gone, close_segment, handoff

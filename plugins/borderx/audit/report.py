@@ -341,15 +341,13 @@ def render_pages(report: Report, home) -> list[str]:
     is rendered on first need), so that its links open; returns a line for each that could not be rendered.
     Only pages inside HOME/datadocs/ or HOME/quarantine/ are rendered."""
     from borderx.errors import PageSourceError
-    from borderx.validation.datadocs import ensure_page, source_of
+    from borderx.validation.datadocs import PAGE_SUFFIX, ensure_page
 
     folders = [Path(os.path.abspath(f)) for f in (home.datadocs, home.quarantine)]
     problems = []
     for page in sorted(report.data_docs()):
         path = Path(os.path.abspath(page))
-        if not any(path.is_relative_to(f) for f in folders) or not path.name.endswith(".validation.html"):
-            continue
-        if path.exists() or not source_of(path).exists():
+        if path.exists() or not any(path.is_relative_to(f) for f in folders) or not path.name.endswith(PAGE_SUFFIX):
             continue
         try:
             ensure_page(path)
