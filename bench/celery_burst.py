@@ -4,8 +4,9 @@ The set-up of tests/e2e/test_celery.py (PostgreSQL for Airflow's metadata and Ce
 broker, two Celery workers of concurrency 2, api-server, scheduler, dag-processor and triggerer as processes of
 their own), on a fresh demo home with a local S3 endpoint and TSA. After one untimed warm-up file, --drops
 small distinct valid extracts are dropped --every seconds into ZA-DHA's traveller_flows folder (written under
-a .part name, then renamed), and the bucket is polled for each file's two signed manifests. Run from the
-project root, with PostgreSQL and Redis running (BORDERX_TEST_POSTGRES, BORDERX_TEST_REDIS as for the tests):
+a .part name, then renamed), and each file's two signed manifests are timed as latency_bench.py times them (by
+the S3 endpoint, bench/s3_clock.py, as it answers their PUTs). Run from the project root, with PostgreSQL and
+Redis running (BORDERX_TEST_POSTGRES, BORDERX_TEST_REDIS as for the tests):
 
     .venv/bin/python bench/celery_burst.py                          # 100 files, 10 a second
     .venv/bin/python bench/celery_burst.py --drops 30 --every 1
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO / "tests"), str(REPO / "bench")]
 
 from airflow_procs import UPLOAD_POOL, airflow, free_port, home_env, migrate, serving_env, start, start_components, stop  # noqa: E402
-from latency_bench import SOURCES, Bucket, Drop, _collect, load, percentile, write_extract  # noqa: E402
+from latency_bench import SOURCES, Bucket, Drop, _collect, clocked_endpoint, load, percentile, write_extract  # noqa: E402
 
 POSTGRES = os.environ.get("BORDERX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BORDERX_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -76,8 +77,6 @@ def main() -> int:
     args = parser.parse_args()
     from borderx.airflow.warm import celery_config
     from borderx.dev import stack as airflow_stack
-    from borderx.dev.local_s3 import local_s3
-    from borderx.dev.tsa import local_tsa_for_home
 
     scratch = Path(tempfile.mkdtemp(prefix="borderx-celery-burst-"))
     name = f"borderx_{secrets.token_hex(6)}"
@@ -86,7 +85,8 @@ def main() -> int:
     procs: list = []
     try:
         home, _ = airflow_stack.ensure_home(scratch / "home")
-        with local_s3() as endpoint, local_tsa_for_home(home.root):
+        record = scratch / "signed.txt"
+        with clocked_endpoint(home, record) as endpoint:
             db = urlsplit(POSTGRES)._replace(path=f"/{name}").geturl()
             port = free_port()
             env = {
@@ -122,7 +122,7 @@ def main() -> int:
                     "AND triggerer_id IS NOT NULL")) >= 1, 300, procs)
             agency, dataset, points = SOURCES[0]
             folder = home.intake_folder(agency, dataset, config.agencies[agency].intake.folder)
-            bucket = Bucket(endpoint, bucket_name)
+            bucket = Bucket(endpoint, bucket_name, record)
             salt = 1000 * (int(time.time()) % 1_000_000)
             drops: list[Drop] = []
             print(f"stack ready; load {load()}", flush=True)

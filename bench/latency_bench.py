@@ -10,7 +10,9 @@ way transfer tools do (written under a .part name, then renamed into place), and
     queued     the dag run created for it (dag_run.queued_at)
     <task>     start and end of each task instance of that run that ran (task_instance; a lone small file
                is done in `intake`, and the mapped stages are skipped)
-    signed     the first, then the last, manifest.json.sig of the file in the bucket (polled every 0.1 s)
+    signed     the first, then the last, manifest.json.sig of the file in the bucket: the moment the stack's S3
+               endpoint answered its PUT (bench/s3_clock.py, in a process of its own, writes it down, so the
+               bucket is not listed over and over while the stack works)
 
 The run is found through the manifest, which names its dag and run ids. Run from the project root:
 
@@ -26,6 +28,7 @@ the stack has stopped), and the drop-to-uploaded latency that loop would have ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -90,31 +93,60 @@ def write_extract(folder: Path, n: int, agency: str, dataset: str, points: list[
 
 
 class Bucket:
-    """Signed deliveries in the bucket, by source hash, with the wall time each signature was first seen."""
+    """Signed deliveries in the bucket, by source hash, with the wall time each signature's PUT was answered
+    (as `s3_clock.py`, the stack's endpoint, wrote it down)."""
 
-    def __init__(self, endpoint: str, bucket: str):
+    def __init__(self, endpoint: str, bucket: str, record: Path):
         import boto3
 
         self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         self.bucket = bucket
-        self.seen: dict[str, tuple[float, str, str]] = {}  # signature key -> (first seen, source sha, run id)
+        self.record = record
+        self.read_to = 0
+        self.seen: dict[str, tuple[float, str, str]] = {}  # signature key -> (answered, source sha, run id)
 
     def poll(self) -> None:
-        now = time.time()
-        try:
-            pages = list(self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="deliveries/"))
-        except self.s3.exceptions.NoSuchBucket:
-            return
-        for page in pages:
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("manifest.json.sig") and key not in self.seen:
-                    body = self.s3.get_object(Bucket=self.bucket, Key=key.removesuffix(".sig"))["Body"].read()
-                    manifest = json.loads(body)
-                    self.seen[key] = (now, manifest["source"]["sha256"], (manifest.get("airflow") or {}).get("run_id"))
+        with open(self.record, encoding="utf-8") as record:
+            record.seek(self.read_to)
+            lines = record.read()
+        complete = lines[:lines.rfind("\n") + 1]
+        self.read_to += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            answered, key = line.split(" ", 1)
+            if key in self.seen:
+                continue
+            body = self.s3.get_object(Bucket=self.bucket, Key=key.removesuffix(".sig"))["Body"].read()
+            manifest = json.loads(body)
+            self.seen[key] = (float(answered), manifest["source"]["sha256"],
+                              (manifest.get("airflow") or {}).get("run_id"))
 
     def for_source(self, sha256: str) -> list[tuple[float, str]]:
         return [(t, run) for t, sha, run in self.seen.values() if sha == sha256]
+
+
+@contextlib.contextmanager
+def clocked_endpoint(home: Home, record: Path):
+    """The stack's S3 endpoint in a process of its own (`s3_clock.py`), with the home's local TSA beside it,
+    as `borderx airflow` would start the two; yields the endpoint's URL."""
+    import subprocess
+
+    from borderx.dev.local_s3 import LOCAL_CREDENTIALS
+    from borderx.dev.tsa import local_tsa_for_home
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    record.touch()
+    endpoint = subprocess.Popen([sys.executable, str(REPO / "bench" / "s3_clock.py"), "--record", str(record)],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        line = endpoint.stdout.readline()
+        if not line.startswith("S3 endpoint: "):
+            raise RuntimeError(f"bench/s3_clock.py did not start: {line!r}")
+        with local_tsa_for_home(home.root):
+            yield line.split(": ", 1)[1].strip()
+    finally:
+        endpoint.terminate()
+        endpoint.wait(timeout=30)
 
 
 def _wall(value) -> float | None:
@@ -216,9 +248,12 @@ def bench(home: Home, args) -> int:
     port = args.port or _free_port()
     print(f"load before start (1/5/15 min): {load()}", flush=True)
     started = time.monotonic()
-    with airflow_stack.running(home, port=port, on_progress=lambda line: print(f"  {line}", flush=True)) as stack:
+    clock = tempfile.TemporaryDirectory(prefix="borderx-latency-clock-")
+    record = Path(clock.name) / "signed.txt"
+    with clock, clocked_endpoint(home, record) as endpoint, airflow_stack.running(
+            home, port=port, s3_endpoint=endpoint, on_progress=lambda line: print(f"  {line}", flush=True)) as stack:
         print(f"stack ready in {time.monotonic() - started:.0f} s; load {load()}", flush=True)
-        bucket = Bucket(stack.s3_endpoint, bucket_name)
+        bucket = Bucket(stack.s3_endpoint, bucket_name, record)
         drops: list[Drop] = []
         total = args.warmup + args.drops
         salt = 1000 * (int(time.time()) % 1_000_000)

@@ -46,3 +46,22 @@ def test_the_endpoint_stops_with_its_block():
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_wrapper_sees_each_request_and_moto_still_answers():
+    seen = []
+
+    def wrap(app):
+        def noted(environ, start_response):
+            seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+            return app(environ, start_response)
+        return noted
+
+    with local_s3(wrap=wrap) as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="bx-wrapped")
+        s3.put_object(Bucket="bx-wrapped", Key="d/manifest.json.sig", Body=b"sig")
+        body = s3.get_object(Bucket="bx-wrapped", Key="d/manifest.json.sig")["Body"].read()
+    assert body == b"sig"
+    assert ("PUT", "/bx-wrapped/d/manifest.json.sig") in seen
+    assert ("GET", "/bx-wrapped/d/manifest.json.sig") in seen

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 # moto accepts any credentials; these keep boto3 from looking further (instance metadata, SSO) for them.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "borderx-local", "AWS_SECRET_ACCESS_KEY": "borderx-local"}
@@ -33,25 +33,28 @@ def listening_socket(port: int = 0) -> socket.socket:
     return sock
 
 
-def server():
-    """A uvicorn server for moto's S3 application, to be run on a socket of `listening_socket`."""
+def server(wrap: Callable | None = None):
+    """A uvicorn server for moto's S3 application, to be run on a socket of `listening_socket`; `wrap`, if
+    given, takes moto's WSGI application and returns the one to serve (a benchmark's clock, say)."""
     import uvicorn
     from a2wsgi import WSGIMiddleware
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    app = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=HANDLER_THREADS)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    app = WSGIMiddleware(wrap(moto_app) if wrap else moto_app, workers=HANDLER_THREADS)
     config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, server_header=False,
                             timeout_keep_alive=30)
     return uvicorn.Server(config)
 
 
 @contextmanager
-def local_s3(port: int = 0) -> Iterator[str]:
-    """Serves S3 on 127.0.0.1 for the duration of the block; yields its endpoint URL."""
+def local_s3(port: int = 0, wrap: Callable | None = None) -> Iterator[str]:
+    """Serves S3 on 127.0.0.1 for the duration of the block (moto's application through `wrap`, as `server`
+    takes it); yields its endpoint URL."""
     for name, value in LOCAL_CREDENTIALS.items():
         os.environ.setdefault(name, value)
     sock = listening_socket(port)
-    s3 = server()
+    s3 = server(wrap)
     # Outside the main thread uvicorn leaves the process's signal handlers alone.
     thread = threading.Thread(target=s3.run, kwargs={"sockets": [sock]}, name="local-s3", daemon=True)
     thread.start()
