@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
 
 import pytest
@@ -268,6 +269,8 @@ def test_a_lying_server_breaks_nothing(demo_home, tmp_path, monkeypatch):
         Entry("short.csv", FLOWS, size=1 << 40),  # a terabyte as listed, a line as read
     ]})
     server = start_hostile_sftp(tmp_path / "hostile", listing)
+    died: list = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
     try:
         monkeypatch.setenv(KEY_ENV, server.client_key)
         set_pull(demo_home, AGENCY, {"sftp": {"host": "127.0.0.1", "port": server.port, "user": "borderx",
@@ -275,9 +278,12 @@ def test_a_lying_server_breaks_nothing(demo_home, tmp_path, monkeypatch):
         config = load_config(demo_home.root)
         first = pull(config, demo_home, AGENCY)
         opened_first = list(listing.opened)
+        # The short file stopped its reading early: the read-ahead had sent its requests before the session closed.
+        read_ahead = [t for t in threading.enumerate() if "_prefetch_thread" in repr(getattr(t, "_target", None))]
         second = pull(config, demo_home, AGENCY)
     finally:
         server.stop()
+    assert read_ahead == [] and died == [], [f"{d.thread}: {d.exc_value!r}" for d in died]
 
     status = {o.name: o.status for o in first.outcomes}
     assert sorted(first.to_dict()["copied"]) == ["ctrl\x1b[2J\r.csv", "honest.csv"]

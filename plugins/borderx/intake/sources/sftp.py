@@ -24,6 +24,7 @@ import os
 import posixpath
 import socket
 import stat
+import threading
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -47,6 +48,8 @@ ANSWER_SECONDS = 120
 # How much is asked for at a time, in requests all in flight at once: fast over a long link, and never more
 # than a window in memory, whatever size the server claims.
 READ_WINDOW = 8 << 20
+# A window's requests take milliseconds to send; the wait is bounded should a server stop reading them.
+READ_AHEAD_WAIT = 30.0
 HOST_KEY_CHANGED = "host-key-changed"
 NAME_NOT_UTF8 = "name-not-utf8"
 # The host key algorithms that a pinned key of each type can sign with.
@@ -248,12 +251,24 @@ def _read_into(remote: paramiko.SFTPFile, limit: int, out: BinaryIO) -> None:
     """Up to `limit` bytes of `remote` into `out`, a window of requests in flight at a time. paramiko's own
     read-ahead plans the whole file at once: a size a server merely claims would take that much memory."""
     step = remote.MAX_REQUEST_SIZE
-    for start in range(0, limit, READ_WINDOW):
-        chunks = [(at, min(step, limit - at)) for at in range(start, min(start + READ_WINDOW, limit), step)]
-        for (_, size), block in zip(chunks, remote.readv(chunks)):
-            out.write(block)
-            if len(block) < size:
-                return
+    try:
+        for start in range(0, limit, READ_WINDOW):
+            chunks = [(at, min(step, limit - at)) for at in range(start, min(start + READ_WINDOW, limit), step)]
+            for (_, size), block in zip(chunks, remote.readv(chunks)):
+                out.write(block)
+                if len(block) < size:
+                    return
+    finally:
+        _read_ahead_sent(remote)
+
+
+def _read_ahead_sent(remote: paramiko.SFTPFile) -> None:
+    """Waits for `readv`'s thread to have sent its window of requests. A file shorter than listed stops the
+    reading early, with that thread still sending; were the session closed first, the thread would die on the
+    closed socket with a traceback."""
+    for thread in threading.enumerate():
+        if getattr(thread, "_target", None) == remote._prefetch_thread:
+            thread.join(READ_AHEAD_WAIT)
 
 
 def copy_from_server(home: Home, sftp: paramiko.SFTPClient, source: SftpSource, intake: Path, obj: SourceObject,
