@@ -5,7 +5,8 @@ bench/README.md. The whole command is timed (interpreter start-up, imports and c
 fresh demo home (two recipients of ZA-DHA's traveller_flows: ZA-SARS and NA-MHAISS) with a moto S3 server. The
 floor does the least the hub must do with the same files in one Python loop: hash each file, encrypt it with the
 `age` CLI once per recipient, and upload each ciphertext with boto3. A third run counts the S3 requests the hub
-makes, by kind, per delivery.
+makes, by kind, per delivery; a fourth makes only as many PUTs, from four threads: what the S3 endpoint
+alone allows on this machine.
 """
 
 from __future__ import annotations
@@ -39,6 +40,23 @@ for n, path in enumerate(sorted(Path(args["src"]).iterdir())):
         subprocess.run([args["age"], "-r", key, "-o", str(enc), str(path)], check=True)
         s3.upload_file(str(enc), args["bucket"], f"floor/{n}/{r}/data.csv.age")
         enc.unlink()
+"""
+
+# The endpoint alone: as many PUTs as the hub makes (three per delivery), each of the extracts' size and with the
+# hub's checksum, on as many threads as the hub delivers on, and nothing else. No exchange of these files can be faster on this machine.
+PUTS_ONLY = r"""
+import json, os, sys
+from concurrent.futures import ThreadPoolExecutor
+import boto3
+from botocore.config import Config
+
+args = json.loads(sys.argv[1])
+s3 = boto3.client("s3", endpoint_url=args["endpoint"], region_name="us-east-1",
+                  config=Config(max_pool_connections=args["threads"]))
+body = os.urandom(args["size"])
+with ThreadPoolExecutor(args["threads"]) as pool:
+    list(pool.map(lambda n: s3.put_object(Bucket=args["bucket"], Key=f"puts/{n}", Body=body,
+                                          ChecksumAlgorithm="SHA256"), range(args["puts"])))
 """
 
 # borderx run --once with every HTTP request to S3 counted by operation, printed as JSON at the end.
@@ -126,6 +144,7 @@ def run(bench: Bench, args, tmp: Path) -> int:
         rows += make_extract(path, args.size, seed=i, first_day=i, points=1)
         total += path.stat().st_size
     bench.ours("import")  # compiles the package's bytecode into the bench's cache, untimed
+    puts = puts_only(bench, args, 3 * 2 * args.files)  # first, while the endpoint holds nothing yet
 
     def fresh_home(name: str) -> Path:
         home = prepare_home(tmp / name, dt.date.today())
@@ -158,8 +177,8 @@ def run(bench: Bench, args, tmp: Path) -> int:
                       bench.scratch, bench.env, check=False)
     calls = json.loads(counted.output.split("S3-CALLS ", 1)[1].splitlines()[0])
     bench.empty_bucket()
-
     shutil.rmtree(home, ignore_errors=True)
+
     prof_seconds = None
     if args.profile:
         home = fresh_home("home-profile")
@@ -173,7 +192,8 @@ def run(bench: Bench, args, tmp: Path) -> int:
     print(f"\n{n} traveller_flows extracts of about {human(args.size)} ({rows:,} rows, {human(total)}), "
           f"2 recipients each, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end")
     print(f"{'':<34} {'s':>7} {'files/s':>8} {'ms/file':>8} {'peak MiB':>9} {'CPU s':>6} {'S3 CPU s':>8}")
-    for label, r in (("borderx run --once (whole command)", ours), ("floor: sha256, age -r, boto3", floor)):
+    for label, r in (("borderx run --once (whole command)", ours), ("floor: sha256, age -r, boto3", floor),
+                     (f"S3 alone: {puts.count:,} PUTs, 4 threads", puts)):
         print(f"{label:<34} {r.seconds:7.2f} {n / r.seconds:8.1f} {r.seconds / n * 1000:8.1f} "
               f"{r.rss_kib / 1024:9.0f} {r.cpu:6.2f} {r.server_cpu:8.2f}")
     print(f"ours / floor: {ours.seconds / floor.seconds:.2f}; goal 50 files/s: "
@@ -188,6 +208,20 @@ def run(bench: Bench, args, tmp: Path) -> int:
         print("\nfunctions with the most time of their own:")
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(args.top)
     return 0
+
+
+def puts_only(bench: Bench, args, count: int):
+    """The hub's count of PUTs, of the extracts' size, on four threads (as `borderx run` delivers)."""
+    from borderx.exchange.spine import DELIVERY_THREADS
+
+    spec = {"endpoint": bench.endpoint, "bucket": BUCKET, "size": args.size, "puts": count,
+            "threads": DELIVERY_THREADS}
+    server_before = bench.s3_cpu()
+    run_ = measure([sys.executable, "-c", PUTS_ONLY, json.dumps(spec)], bench.scratch, bench.env)
+    run_.server_cpu = bench.s3_cpu() - server_before
+    run_.count = count
+    bench.empty_bucket()
+    return run_
 
 
 def floor_loop(bench: Bench, args, source: Path, tmp: Path):
