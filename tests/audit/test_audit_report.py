@@ -174,6 +174,32 @@ def test_data_docs_pages_are_followed_into_quarantine():
     assert "<script>" not in audit_report.as_html(hostile)
 
 
+def test_what_the_intake_refused_is_in_the_report_for_its_provider():
+    events = [
+        _event(1, "refused", reason="linked-folder", path="intake/ZA-DHA/traveller_flows", target="/srv/keys",
+               provider="ZA-DHA", dataset="traveller_flows"),
+        _event(2, "refused", reason="not-a-file-name", provider="BW-DIC", dataset="traveller_flows",
+               source_uri="sftp://sftp.bw.example/exports/traveller_flows/a/b.csv", source_version="1700000000"),
+        _event(3, "refused", reason="host-key-changed", provider="BW-DIC", host="sftp.bw.example:22",
+               presented="SHA256:new", pinned="SHA256:old"),
+    ]
+    report = audit_report.build(events)
+    assert [(r["provider"], r["dataset"], r["reason"], r["what"]) for r in report.refusals] == [
+        ("ZA-DHA", "traveller_flows", "linked-folder", "intake/ZA-DHA/traveller_flows"),
+        ("BW-DIC", "traveller_flows", "not-a-file-name", "sftp://sftp.bw.example/exports/traveller_flows/a/b.csv"),
+        ("BW-DIC", None, "host-key-changed", "sftp.bw.example:22 presented SHA256:new, pinned SHA256:old"),
+    ]
+    table = audit_report.as_table(report)
+    assert "refused at intake: 3" in table
+    assert "ZA-DHA/traveller_flows: linked-folder intake/ZA-DHA/traveller_flows" in table
+    assert "Refused at intake (3)" in audit_report.as_html(report)
+    assert len(json.loads(audit_report.as_json(report))["refusals"]) == 3
+    assert [r["provider"] for r in audit_report.build(events, provider="BW-DIC").refusals] == ["BW-DIC", "BW-DIC"]
+    # Refusals concern no agreement or recipient: a report narrowed to one has none, as it has no quarantines.
+    assert audit_report.build(events, agreement="DSA-2026-001").refusals == []
+    assert audit_report.build(events, since=dt.date(2026, 11, 22)).refusals[0]["reason"] == "not-a-file-name"
+
+
 def test_names_in_every_text_format_are_text_not_terminal_control():
     hostile = "f\x1b[2K\rok: 0 problems\u202e.csv"
     extract = {"provider": "ZA-DHA", "dataset": "traveller_flows", "source_sha256": "a" * 64, "source_name": hostile}
@@ -183,6 +209,8 @@ def test_names_in_every_text_format_are_text_not_terminal_control():
         _event(1, "quarantined", **extract, reasons=["unreadable"], file="/h/q/f.csv"),
         _event(2, "minimised", **delivery, rows_in=3, rows_out=3, columns=["period"]),
         _event(3, "published", **delivery, bucket="b", keys=[]),
+        _event(4, "refused", reason="not-a-file-name", provider="ZA-DHA", dataset="traveller_flows",
+               source_uri=f"sftp://h/x/{hostile}"),
     ])
     for fmt in ("table", "csv", "html", "json"):
         text = audit_report.render(report, fmt)

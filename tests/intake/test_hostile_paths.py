@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from borderx.audit import report as audit_report
 from borderx.audit.trail import AuditTrail
 from borderx.config.loader import load_config
 from borderx.intake.sources.pull import pull
@@ -54,6 +55,9 @@ def test_a_dataset_folder_linked_to_a_private_folder_is_refused_by_run(demo_home
     assert refusals(demo_home) == [{"reason": "linked-folder", "path": "intake/ZA-DHA/traveller_flows",
                                     "target": str(private), "provider": "ZA-DHA", "dataset": "traveller_flows"}]
     assert "intake/ZA-DHA/traveller_flows is a symbolic link" in caplog.text
+    # The auditor's report says so too.
+    assert [(r["reason"], r["what"]) for r in audit_report.build(AuditTrail(demo_home.audit).events()).refusals] == [
+        ("linked-folder", "intake/ZA-DHA/traveller_flows")]
     assert AuditTrail(demo_home.audit).verify()[1] is None
 
     code, out = check(demo_home, capsys)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import quote
 
-from borderx.audit.events import (Archived, Blocked, Minimised, Overdue, Published, Quarantined, Revoked,
+from borderx.audit.events import (Archived, Blocked, Minimised, Overdue, Published, Quarantined, Refused, Revoked,
                                    Suppressed, Validated, of_kind)
 from borderx.text import printable
 
@@ -43,6 +43,8 @@ class Report:
     revocations: list[dict] = field(default_factory=list)
     validations: list[dict] = field(default_factory=list)
     punctuality: list[dict] = field(default_factory=list)
+    # What the intake never took: linked folders, names that cannot be copied in, servers with another host key.
+    refusals: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -163,6 +165,12 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
          "rule": e["details"]["rule"]}
         for e in of_kind(events, Blocked) if wanted({**e["details"], "recipient": e["details"].get("recipient")})
     ]
+    refusals = [
+        {"time": e["time"], "provider": e["details"]["provider"], "dataset": e["details"].get("dataset"),
+         "reason": e["details"]["reason"], "what": _refused_thing(e["details"])}
+        for e in of_kind(events, Refused)
+        if (provider is None or e["details"]["provider"] == provider) and agreement is None and recipient is None
+    ]
     revocations = [
         {"time": e["time"], "delivery_id": e["details"]["delivery_id"], "agreement": e["details"]["agreement"],
          "recipient": e["details"]["recipient"], "reason": e["details"]["reason"]}
@@ -178,7 +186,15 @@ def build(events: Iterable[dict], *, since: dt.date | None = None, until: dt.dat
     return Report(since.isoformat() if since else None, until.isoformat() if until else None,
                   sorted(lines.values(), key=lambda l: (l.agreement, l.provider, l.recipient, l.dataset)),
                   quarantines, blocked, dict(sorted(volume.items())), revocations, validations,
-                  punctuality(every, events, provider) if agreement is None and recipient is None else [])
+                  punctuality(every, events, provider) if agreement is None and recipient is None else [],
+                  refusals)
+
+
+def _refused_thing(details: dict) -> str:
+    """The folder, source object or server a refusal is about, as the event names it."""
+    if details.get("host"):
+        return f"{details['host']} presented {details.get('presented', '?')}, pinned {details.get('pinned', '?')}"
+    return details.get("path") or details.get("source_uri") or ""
 
 
 COLUMNS = ["agreement", "provider", "recipient", "dataset", "deliveries", "rows", "suppressed_rows", "suppressed_count"]
@@ -196,6 +212,11 @@ def as_table(report: Report) -> str:
     for q in report.quarantines:
         out.append(f"  {p(q['time'][:19])}  {p(q['provider'])}/{p(q['dataset'])}/{p(q['source'])}: "
                    f"{p(', '.join(q['reasons']))}")
+    if report.refusals:
+        out.append(f"refused at intake: {len(report.refusals)}")
+        for r in report.refusals:
+            out.append(f"  {p(r['time'][:19])}  {p(r['provider'])}/{p(r['dataset'] or '')}: {p(r['reason'])} "
+                       f"{p(r['what'])}".rstrip())
     if report.blocked:
         out.append(f"stopped by agreement rules: {len(report.blocked)}")
         for b in report.blocked:
@@ -301,6 +322,8 @@ def as_html(report: Report, *, docs_href: DocsLink = file_links) -> str:
     quarantined = "".join(
         f"<li>{esc(q['time'][:19])} {esc(q['provider'])}/{esc(q['dataset'])}/{esc(q['source'])}: "
         f"{esc(', '.join(q['reasons']))}{_docs_link(q.get('data_docs'), docs_href)}</li>" for q in report.quarantines)
+    refused = "".join(f"<li>{esc(r['time'][:19])} {esc(r['provider'])}/{esc(r['dataset'] or '')}: {esc(r['reason'])} "
+                      f"{esc(r['what'])}</li>" for r in report.refusals)
     blocked = "".join(f"<li>{esc(b['time'][:19])} {esc(b['agreement'])} {esc(b['recipient'] or '')}: {esc(b['rule'])}</li>"
                       for b in report.blocked)
     revoked = "".join(f"<li>{esc(r['time'][:19])} {esc(r['agreement'])} &rarr; {esc(r['recipient'])} "
@@ -318,6 +341,7 @@ th{{background:#edf2f7}}</style></head><body>
 <h2>Deliveries by agreement and recipient</h2><table><tr>{head}</tr>{body}</table>
 <h2>Validations ({len(report.validations)})</h2>{_validations_html(report, docs_href)}
 <h2>Quarantined extracts ({len(report.quarantines)})</h2><ul>{quarantined}</ul>
+<h2>Refused at intake ({len(report.refusals)})</h2><ul>{refused}</ul>
 <h2>Stopped by agreement rules ({len(report.blocked)})</h2><ul>{blocked}</ul>
 <h2>Revoked deliveries ({len(report.revocations)})</h2><ul>{revoked}</ul>
 <h2>Punctuality of providers</h2><table><tr><th>provider</th><th>extracts taken in</th><th>overdue</th>
