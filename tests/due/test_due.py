@@ -105,3 +105,30 @@ def test_borderx_due_without_rules_says_how_to_add_one(tmp_path):
     assert done.returncode == 0 and "add due: to an agreement" in done.stdout
     helped = subprocess.run([BORDERX, "due", "--help"], capture_output=True, text=True, timeout=60)
     assert "received" in helped.stdout and "late_after" in helped.stdout and "--record" in helped.stdout
+
+
+def test_every_period_missed_while_no_check_ran_is_recorded_once(demo_home, s3_endpoint, bucket):
+    now = dt.datetime.now(dt.timezone.utc)
+    rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket, clock=lambda: now)
+    rule = rt.config.agreements["DSA-2026-001"].due_rules[0]
+    run_once(rt, settle_seconds=0)  # the trail begins; this period's extracts are taken in
+    periods = [period_at(rule, now)]
+    for _ in range(4):
+        periods.append(period_at(rule, periods[-1].late_after))
+    due_by = [p.due_by.isoformat().replace("+00:00", "Z") for p in periods]
+    # No check ran until well into the fifth period: the second, third and fourth were all missed.
+    later = periods[4].start + HOUR
+    assert _status(check(rt.config, rt.trail.events(), later), "ZA-DHA") == [
+        (due_by[1], "late"), (due_by[2], "late"), (due_by[3], "late"), (due_by[4], "due")]
+
+    rt = Runtime.open(demo_home.root, endpoint_url=s3_endpoint, bucket=bucket, clock=lambda: later)
+    newly = record_overdue(rt)
+    assert sorted((r.provider, r.due_by) for r in newly) == sorted(
+        (provider, d) for provider in ("BW-DIC", "ZA-DHA") for d in due_by[1:4])
+    assert record_overdue(rt) == [], "checked again, nothing recorded twice"
+    # Once recorded, the older ones leave the list; the period just past stays, as always.
+    rows = [r for r in check(rt.config, rt.trail.events(), later) if r.provider == "ZA-DHA"]
+    assert [(r.due_by, r.status, r.recorded) for r in rows] == [(due_by[3], "late", True), (due_by[4], "due", False)]
+    # A period that began before the trail did is not judged: its extract may have come before the hub began.
+    before_trail = [r for r in check(rt.config, rt.trail.events(), later) if r.due_by < due_by[0]]
+    assert before_trail == []

@@ -2,8 +2,10 @@
 
 An extract counts as received for a period when one of that dataset from that provider was taken in (a
 `received` event) within the period and was not quarantined. For each rule two periods are shown: the one
-under way (received, or due) and the one before it (received, or late). A late one is recorded once as an
-`overdue` event, and its provider and the operators are told.
+under way (received, or due) and the one before it (received, or late). Earlier periods are shown too while
+they are late and not yet recorded, back to when the trail began: a hub that was down, or a due check that
+did not run, over several periods still records each extract that was missed. A late one is recorded once
+as an `overdue` event, and its provider and the operators are told.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Iterable
 from borderx.audit.events import Archived, Overdue, Quarantined, Received, of_kind
 from borderx.config.models import DeploymentConfig, Due
 from borderx.due.periods import Period, describe, period_at, period_before
+
+
+# However long a hub was down, the periods looked back over are bounded: a weekly rule, eight years.
+MAX_PERIODS_BACK = 400
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -86,14 +92,19 @@ def check(config: DeploymentConfig, events: Iterable[dict], now: dt.datetime) ->
     taken = intakes(events)
     recorded = {(e["details"]["provider"], e["details"]["dataset"], e["details"]["due_by"])
                 for e in of_kind(events, Overdue)}
+    began = _time(events[0]["time"]) if events else None
     found = []
     for agreement_id, provider, dataset, rule in _rules(config, now.date()):
         valid_from = dt.datetime.combine(config.agreements[agreement_id].valid_from, dt.time(), dt.timezone.utc)
+        times_of = taken.get((provider, dataset), [])
         current = period_at(rule, now)
-        for period, open_ in ((period_before(rule, current), False), (current, True)):
+        previous = period_before(rule, current)
+        missed = [(p, False) for p in _missed_before(rule, previous, times_of, began, valid_from)
+                  if (provider, dataset, _iso(p.due_by)) not in recorded]
+        for period, open_ in (*missed, (previous, False), (current, True)):
             if period.due_by <= valid_from:
                 continue  # due before the agreement began: nothing was owed
-            times = [t for t in taken.get((provider, dataset), []) if _holds(period, t)]
+            times = [t for t in times_of if _holds(period, t)]
             status = "received" if times else ("due" if open_ else "late")
             found.append(Expected(
                 agreement_id, provider, dataset, describe(rule), _iso(period.start), _iso(period.due_by),
@@ -102,8 +113,26 @@ def check(config: DeploymentConfig, events: Iterable[dict], now: dt.datetime) ->
     return found
 
 
+def _missed_before(rule: Due, period: Period, times: list[str], began: dt.datetime | None,
+                   valid_from: dt.datetime) -> list[Period]:
+    """The periods before `period`, oldest first, that the trail saw from their start and in which no extract
+    was taken in. A period that began before the trail did is not judged: its extract may have come before."""
+    missed = []
+    for _ in range(MAX_PERIODS_BACK):
+        period = period_before(rule, period)
+        if began is None or period.start < began or period.due_by <= valid_from:
+            break
+        if not any(_holds(period, t) for t in times):
+            missed.append(period)
+    return missed[::-1]
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _holds(period: Period, time: str) -> bool:
-    return period.holds(dt.datetime.fromisoformat(time.replace("Z", "+00:00")))
+    return period.holds(_time(time))
 
 
 def record_overdue(rt, now: dt.datetime | None = None) -> list[Expected]:
