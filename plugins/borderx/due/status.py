@@ -10,6 +10,7 @@ as an `overdue` event, and its provider and the operators are told.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Iterable
@@ -117,12 +118,14 @@ def _missed_before(rule: Due, period: Period, times: list[str], began: dt.dateti
                    valid_from: dt.datetime) -> list[Period]:
     """The periods before `period`, oldest first, that the trail saw from their start and in which no extract
     was taken in. A period that began before the trail did is not judged: its extract may have come before."""
+    moments = sorted(_time(t) for t in times)
     missed = []
     for _ in range(MAX_PERIODS_BACK):
         period = period_before(rule, period)
         if began is None or period.start < began or period.due_by <= valid_from:
             break
-        if not any(_holds(period, t) for t in times):
+        first_in = bisect.bisect_left(moments, period.start)
+        if first_in == len(moments) or moments[first_in] >= period.late_after:
             missed.append(period)
     return missed[::-1]
 
