@@ -61,15 +61,7 @@ def _not_announced_since(rt: Runtime, files: list[IntakeFile], since: dt.datetim
     if not files:
         return files
     store = AnnouncedStore(rt.home.state / STORE_FILE)
-    left = []
-    for f in files:
-        try:
-            st = os.lstat(f.path)
-        except FileNotFoundError:
-            continue
-        if not store.contains(f.path, st.st_size, st.st_mtime_ns, since=since):
-            left.append(f)
-    return left
+    return [f for f in files if _announced_as_is(store, f.path, since) is False]
 
 
 def announced_waiting(rt: Runtime) -> list[IntakeFile]:
@@ -87,12 +79,14 @@ def announced_waiting(rt: Runtime) -> list[IntakeFile]:
     return [f for f in scan(rt.config, rt.home, settle_seconds=0) if _announced_as_is(store, f.path)]
 
 
-def _announced_as_is(store, path: str) -> bool:
+def _announced_as_is(store, path: str, since: dt.datetime | None = None) -> bool | None:
+    """Whether the file at `path`, in its current size and mtime, was announced (at `since` or later, when
+    given); None if it is gone."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return False
-    return store.contains(path, st.st_size, st.st_mtime_ns)
+        return None
+    return store.contains(path, st.st_size, st.st_mtime_ns, since=since)
 
 
 def receive(rt: Runtime, f: IntakeFile, actor: dict | None = None) -> Received | Quarantined | Gone:
