@@ -97,45 +97,44 @@ def check(config: DeploymentConfig, events: Iterable[dict], now: dt.datetime) ->
     found = []
     for agreement_id, provider, dataset, rule in _rules(config, now.date()):
         valid_from = dt.datetime.combine(config.agreements[agreement_id].valid_from, dt.time(), dt.timezone.utc)
-        times_of = taken.get((provider, dataset), [])
+        taken_at = sorted((_time(t), t) for t in taken.get((provider, dataset), []))
         current = period_at(rule, now)
         previous = period_before(rule, current)
-        missed = [(p, False) for p in _missed_before(rule, previous, times_of, began, valid_from)
+        missed = [(p, False) for p in _missed_before(rule, previous, taken_at, began, valid_from)
                   if (provider, dataset, _iso(p.due_by)) not in recorded]
         for period, open_ in (*missed, (previous, False), (current, True)):
             if period.due_by <= valid_from:
                 continue  # due before the agreement began: nothing was owed
-            times = [t for t in times_of if _holds(period, t)]
-            status = "received" if times else ("due" if open_ else "late")
+            first = _first_in(taken_at, period)
+            status = "received" if first else ("due" if open_ else "late")
             found.append(Expected(
                 agreement_id, provider, dataset, describe(rule), _iso(period.start), _iso(period.due_by),
-                _iso(period.late_after), status, times[0] if times else None,
-                (provider, dataset, _iso(period.due_by)) in recorded))
+                _iso(period.late_after), status, first, (provider, dataset, _iso(period.due_by)) in recorded))
     return found
 
 
-def _missed_before(rule: Due, period: Period, times: list[str], began: dt.datetime | None,
+def _missed_before(rule: Due, period: Period, taken_at: list[tuple[dt.datetime, str]], began: dt.datetime | None,
                    valid_from: dt.datetime) -> list[Period]:
     """The periods before `period`, oldest first, that the trail saw from their start and in which no extract
     was taken in. A period that began before the trail did is not judged: its extract may have come before."""
-    moments = sorted(_time(t) for t in times)
     missed = []
     for _ in range(MAX_PERIODS_BACK):
         period = period_before(rule, period)
         if began is None or period.start < began or period.due_by <= valid_from:
             break
-        first_in = bisect.bisect_left(moments, period.start)
-        if first_in == len(moments) or moments[first_in] >= period.late_after:
+        if _first_in(taken_at, period) is None:
             missed.append(period)
     return missed[::-1]
 
 
+def _first_in(taken_at: list[tuple[dt.datetime, str]], period: Period) -> str | None:
+    """The first intake time (as the trail wrote it) within `period`, from (moment, text) pairs in order."""
+    i = bisect.bisect_left(taken_at, (period.start, ""))
+    return taken_at[i][1] if i < len(taken_at) and period.holds(taken_at[i][0]) else None
+
+
 def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _holds(period: Period, time: str) -> bool:
-    return period.holds(_time(time))
 
 
 def record_overdue(rt, now: dt.datetime | None = None) -> list[Expected]:
