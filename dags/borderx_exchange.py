@@ -8,8 +8,9 @@ exactly the files those events name. Run it by hand with dag_run.conf {"files": 
 to take every complete file waiting.
 
 `borderx_sweep` runs the same stages every 15 minutes on whatever still waits, and finishes files that a
-failed run had already taken out of intake; a few small files in its first task, `discover`, as below. Both can reach for the same file at once: the receive stage
-moves a file aside before it does anything else, so exactly one run gets it and the other sees it gone.
+failed run had already taken out of intake; a few small files in its first task, `discover`, as below. Both
+can reach for the same file at once: the receive stage moves a file aside before it does anything else, so
+exactly one run gets it and the other sees it gone.
 
 A run that got a few small files does all their stages in its first task, `intake`, one file after the
 other, by the same spine as `borderx run`: each task start costs a process and a round of API calls. A run
